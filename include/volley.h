@@ -1,0 +1,230 @@
+/* volley.h: the one public header of libvolley.
+ *
+ * Reads top to bottom: version, errors, the loop (fd watchers, timers,
+ * deferred callbacks), the client (options, connection pool), one fetch
+ * (request, result, timings, body sink), gather.
+ *
+ * Threads: a loop and everything created on it (watchers, timers, clients,
+ * fetches) belong to the one thread that runs the loop.  Many loops in one
+ * process, one per thread, are fine; nothing here is shared between them.
+ *
+ * Errors: functions return 0 (or a count) on success and a negative code on
+ * failure: -errno for OS errors, -VL_E* for volley's own kinds.
+ * vl_strerror() names each.  The library never prints (except the trace
+ * stream the caller asked for), never exits, never aborts on bad input. */
+#ifndef VOLLEY_H
+#define VOLLEY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VL_VERSION_MAJOR 0
+#define VL_VERSION_MINOR 1
+#define VL_VERSION_PATCH 0
+#define VL_VERSION_NUM (VL_VERSION_MAJOR * 10000 + VL_VERSION_MINOR * 100 + VL_VERSION_PATCH)
+/* The library's version as "MAJOR.MINOR.PATCH"; static storage. */
+const char *vl_version(void);
+
+/* ---------------------------------------------------------------- errors */
+enum {
+    VL_EBASE = 20000,
+    VL_EURL,       /* the URL is malformed or its scheme unsupported */
+    VL_EDNS,       /* name resolution failed */
+    VL_ECONNECT,   /* no connection could be made */
+    VL_ETLS,       /* TLS handshake or record failure */
+    VL_EHTTP,      /* the response broke HTTP/1.1 */
+    VL_ETIMEOUT,   /* a deadline fired */
+    VL_EIO,        /* reading or writing a socket or file failed */
+    VL_EDECODE,    /* the body's content coding could not be decoded */
+    VL_EREDIRECT,  /* redirect loop, chain too long, or bad Location */
+    VL_ETOOBIG,    /* a bound was exceeded (header block, --max-filesize) */
+    VL_ESTATUS,    /* HTTP status >= 400 and fail_on_http_error is set */
+    VL_ECANCELED,  /* vl_fetch_cancel() was called */
+    VL_EUSAGE,     /* an option or argument is invalid */
+    VL_ELIMIT      /* out of file descriptors (EMFILE/ENFILE) */
+};
+/* Name of a negative error code; static storage, never NULL. */
+const char *vl_strerror(int err);
+
+/* ------------------------------------------------------------------ loop */
+#define VL_READ 1
+#define VL_WRITE 2
+
+typedef struct vl_loop vl_loop;
+typedef struct vl_timer vl_timer;
+
+/* Called when fd is ready for any of the requested events. */
+typedef void vl_io_cb(vl_loop *loop, int fd, int events, void *data);
+typedef void vl_timer_cb(vl_loop *loop, vl_timer *timer, void *data);
+typedef void vl_defer_cb(vl_loop *loop, void *data);
+/* Trace hook: one formatted line (no newline) per loop iteration. */
+typedef void vl_trace_cb(void *data, const char *line);
+
+/* Create a loop on the calling thread; NULL when out of memory or fds. */
+vl_loop *vl_loop_new(void);
+/* Free the loop.  Every watcher, timer and client on it must be gone. */
+void vl_loop_free(vl_loop *loop);
+
+/* Watch fd for events (VL_READ|VL_WRITE); replaces any earlier watch of fd.
+ * events == 0 stops watching (same as vl_io_stop).  The loop never closes
+ * fd: call vl_io_stop before close().  Callable from any callback. */
+int vl_io_start(vl_loop *loop, int fd, int events, vl_io_cb *cb, void *data);
+/* Change only the interest of an fd already watched. */
+int vl_io_modify(vl_loop *loop, int fd, int events);
+int vl_io_stop(vl_loop *loop, int fd);
+
+/* Timers.  A timer is owned by the caller; vl_timer_free stops it first.
+ * vl_timer_start (re)arms it to fire once after timeout_ms. */
+vl_timer *vl_timer_new(vl_loop *loop, vl_timer_cb *cb, void *data);
+void vl_timer_start(vl_timer *timer, uint64_t timeout_ms);
+void vl_timer_stop(vl_timer *timer);
+int vl_timer_active(const vl_timer *timer);
+void vl_timer_free(vl_timer *timer);
+
+/* Run cb(loop, data) once, at the start of the next loop iteration, outside
+ * every other callback's stack.  0 or -ENOMEM. */
+int vl_defer(vl_loop *loop, vl_defer_cb *cb, void *data);
+
+/* Run until vl_loop_stop() or until nothing is left to wait for (no fd
+ * watched, no timer armed, nothing deferred).  0 or -errno. */
+int vl_loop_run(vl_loop *loop);
+/* One iteration: expired timers, deferred callbacks, then wait for events up
+ * to timeout_ms (-1: until the next timer; 0: do not wait) and dispatch them.
+ * Returns the number of callbacks run, or -errno. */
+int vl_loop_run_once(vl_loop *loop, int timeout_ms);
+void vl_loop_stop(vl_loop *loop);
+/* The cached monotonic clock, read once per iteration. */
+uint64_t vl_loop_now_ms(const vl_loop *loop);
+/* For a foreign loop: the backend fd (epoll/kqueue, pollable for reading)
+ * and the ms until the next timer (-1 none, 0 work is pending now). */
+int vl_loop_fd(const vl_loop *loop);
+int vl_loop_timeout_ms(vl_loop *loop);
+/* Trace every iteration (wait timeout, events, timers run) to cb. */
+void vl_loop_set_trace(vl_loop *loop, vl_trace_cb *cb, void *data);
+/* "epoll" or "kqueue". */
+const char *vl_loop_backend(void);
+
+/* ---------------------------------------------------------------- client */
+typedef struct vl_client vl_client;
+
+typedef struct vl_client_opts {
+    int concurrency;            /* max fetches in flight and open connections (100) */
+    int per_host;               /* max connections per scheme/host/port (0 = unlimited) */
+    double connect_timeout_s;   /* DNS + TCP + TLS (10) */
+    double read_timeout_s;      /* no byte while a response is due (60) */
+    double timeout_s;           /* one attempt, leaving the queue to last byte (300) */
+    double idle_timeout_s;      /* idle keep-alive connections closed after (30) */
+    int max_redirs;             /* redirects followed (10; 0 = none) */
+    int decompress;             /* send Accept-Encoding and decode gzip/deflate (1) */
+    int fail_on_http_error;     /* status >= 400 is a failure (0) */
+    int insecure;               /* skip TLS verification (0) */
+    const char *cacert;         /* CA bundle file (NULL: environment, then system) */
+    const char *const *resolve; /* "HOST:PORT:ADDR" overrides, as curl's --resolve */
+    size_t nresolve;
+    const char *dns_servers;    /* "ADDR[:PORT],..." for the resolver (NULL: system) */
+    int retry;                  /* retries of transient failures (0) */
+    double retry_delay_s;       /* fixed delay between retries (0 = backoff) */
+    double retry_max_time_s;    /* all attempts together (0 = unbounded) */
+    size_t max_header_bytes;    /* response header block bound (65536) */
+    uint64_t max_filesize;      /* decoded body bound (0 = unbounded) */
+    const char *user_agent;     /* NULL: "volley/VERSION" */
+    vl_trace_cb *trace;         /* --verbose lines (state changes, TLS, DNS); NULL none */
+    void *trace_data;
+} vl_client_opts;
+
+/* Fill opts with the defaults above. */
+void vl_client_opts_init(vl_client_opts *opts);
+/* Create a client on loop.  opts is copied (strings too).  On failure
+ * returns a negative code and writes a message to errbuf. */
+int vl_client_new(vl_loop *loop, const vl_client_opts *opts, vl_client **out,
+                  char *errbuf, size_t errlen);
+/* Close every connection and free the client.  No fetch may be running. */
+void vl_client_free(vl_client *client);
+vl_loop *vl_client_loop(const vl_client *client);
+
+/* ----------------------------------------------------------------- fetch */
+/* Body sink: called with each decoded body chunk; return 0 to go on, or a
+ * negative code to fail the fetch.  Runs inside the loop's io callback. */
+typedef int vl_body_cb(void *data, const char *chunk, size_t len);
+
+typedef struct vl_request {
+    const char *url;
+    const char *method;             /* NULL: GET, or POST when a body is given */
+    const char *const *headers;     /* "Name: value" strings */
+    size_t nheaders;
+    const char *body;               /* request body in memory (may hold NULs) */
+    size_t body_len;
+    const char *body_file;          /* or: stream the body from this file */
+    const char *output_file;        /* save the body here (removed on failure) */
+    vl_body_cb *on_body;            /* or: hand the body to this callback */
+    void *body_data;
+    int64_t index;                  /* copied into the result */
+    void *user;                     /* copied into the result */
+} vl_request;
+
+typedef struct vl_timings {         /* milliseconds; -1 when the phase did not happen */
+    double queue_ms;                /* waiting for a slot or connection */
+    double dns_ms, connect_ms, tls_ms;
+    double send_ms;                 /* request fully written, from start */
+    double ttfb_ms;                 /* first response byte, from start */
+    double total_ms;                /* from leaving the queue to the end */
+} vl_timings;
+
+typedef struct vl_result {          /* valid only during the result callback */
+    int64_t index;
+    const char *url;
+    int ok;                         /* 1 success, 0 failure */
+    int status;                     /* final HTTP status, 0 if none */
+    uint64_t bytes;                 /* decoded body bytes */
+    double time_ms;                 /* from submission to the end */
+    int redirects;
+    const char *final_url;          /* last URL requested, NULL if never requested */
+    int err;                        /* 0 or a negative code */
+    const char *error;              /* NULL or a human-readable message */
+    const char *file;               /* output_file if the body was saved */
+    vl_timings timings;
+    int reused;                     /* the last attempt used a pooled connection */
+    int attempts;                   /* attempts made (1 + retries) */
+    void *user;
+} vl_result;
+
+typedef void vl_result_cb(const vl_result *result, void *data);
+typedef struct vl_fetch vl_fetch;
+
+/* Start one fetch.  req is copied; cb runs exactly once, from the loop's
+ * deferred phase (never inside this call), after which the fetch is freed.
+ * A malformed URL is not an error here: its result reports it.  Returns 0
+ * or -ENOMEM.  *out (if not NULL) may be passed to vl_fetch_cancel until cb. */
+int vl_fetch_start(vl_client *client, const vl_request *req, vl_result_cb *cb,
+                   void *data, vl_fetch **out);
+/* Fail the fetch with VL_ECANCELED; its callback still runs once. */
+void vl_fetch_cancel(vl_fetch *fetch);
+
+/* ---------------------------------------------------------------- gather */
+/* Iterator: fill *req and return 1, or return 0 at the end.  Strings in
+ * *req need live only until the next call. */
+typedef int vl_next_cb(void *data, vl_request *req);
+typedef struct vl_gather vl_gather;
+
+/* Start fetching requests from next with at most window in flight (0: the
+ * client's concurrency).  Each result goes to on_result as it completes;
+ * done (may be NULL) runs once after the last.  Memory is bounded by the
+ * window, not by the number of requests. */
+int vl_gather_start(vl_client *client, int window, vl_next_cb *next, void *next_data,
+                    vl_result_cb *on_result, void *result_data,
+                    vl_defer_cb *done, void *done_data, vl_gather **out);
+void vl_gather_free(vl_gather *g);
+/* The blocking form: runs the client's loop until every request is done.
+ * Returns the number of failed fetches, or a negative code. */
+int vl_gather(vl_client *client, int window, vl_next_cb *next, void *next_data,
+              vl_result_cb *on_result, void *result_data);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,375 @@
+/* loop.c: the reactor core.  Owns fd watchers (an array indexed by fd),
+ * timers (a binary min-heap keyed by deadline), the deferred queue and the
+ * cached clock.  Each iteration runs, in this order: update the clock,
+ * expired timers, deferred callbacks, wait for readiness, dispatch.
+ * It must never block except in the backend wait, and knows nothing of HTTP. */
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend.h"
+#include "loop.h"
+
+#define EVENTS_PER_WAIT 1024
+
+static uint64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void loop_update_time(vl_loop *loop) { loop->now_us = monotonic_us(); }
+uint64_t loop_now_us(const vl_loop *loop) { return loop->now_us; }
+uint64_t vl_loop_now_ms(const vl_loop *loop) { return loop->now_us / 1000u; }
+const char *vl_loop_backend(void) { return backend_name(); }
+
+vl_loop *vl_loop_new(void)
+{
+    vl_loop *loop = calloc(1, sizeof(*loop));
+    if (!loop)
+        return NULL;
+    if (backend_init(loop) < 0 || backend_resize(loop, EVENTS_PER_WAIT) < 0) {
+        backend_free(loop);
+        free(loop);
+        return NULL;
+    }
+    loop_update_time(loop);
+    return loop;
+}
+
+void vl_loop_free(vl_loop *loop)
+{
+    if (!loop)
+        return;
+    backend_free(loop);
+    free(loop->io);
+    free(loop->heap);
+    free(loop->dq);
+    free(loop);
+}
+
+void vl_loop_set_trace(vl_loop *loop, vl_trace_cb *cb, void *data)
+{
+    loop->trace = cb;
+    loop->trace_data = data;
+}
+
+/* ------------------------------------------------------------ fd watchers */
+
+static int io_reserve(vl_loop *loop, int fd)
+{
+    if (fd < loop->io_cap)
+        return 0;
+    int cap = loop->io_cap ? loop->io_cap : 64;
+    while (cap <= fd)
+        cap *= 2;
+    struct io_watch *io = realloc(loop->io, (size_t)cap * sizeof(*io));
+    if (!io)
+        return -ENOMEM;
+    memset(io + loop->io_cap, 0, (size_t)(cap - loop->io_cap) * sizeof(*io));
+    loop->io = io;
+    loop->io_cap = cap;
+    return 0;
+}
+
+int vl_io_start(vl_loop *loop, int fd, int events, vl_io_cb *cb, void *data)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (events == 0)
+        return vl_io_stop(loop, fd);
+    int err = io_reserve(loop, fd);
+    if (err < 0)
+        return err;
+    struct io_watch *w = &loop->io[fd];
+    if (w->events != events) {
+        err = backend_modify(loop, fd, w->events, events);
+        if (err < 0)
+            return err;
+    }
+    if (!w->events)
+        loop->nwatched++;
+    w->events = events;
+    w->cb = cb;
+    w->data = data;
+    return 0;
+}
+
+int vl_io_modify(vl_loop *loop, int fd, int events)
+{
+    if (fd < 0 || fd >= loop->io_cap || !loop->io[fd].events)
+        return -ENOENT;
+    if (events == 0)
+        return vl_io_stop(loop, fd);
+    struct io_watch *w = &loop->io[fd];
+    if (w->events == events)
+        return 0; /* only touch the kernel when the set changes */
+    int err = backend_modify(loop, fd, w->events, events);
+    if (err < 0)
+        return err;
+    w->events = events;
+    return 0;
+}
+
+int vl_io_stop(vl_loop *loop, int fd)
+{
+    if (fd < 0 || fd >= loop->io_cap || !loop->io[fd].events)
+        return 0;
+    struct io_watch *w = &loop->io[fd];
+    int err = backend_modify(loop, fd, w->events, 0);
+    w->events = 0;
+    w->cb = NULL;
+    w->data = NULL;
+    loop->nwatched--;
+    /* EBADF/ENOENT: the fd was closed already; the watch is gone either way. */
+    return (err == -EBADF || err == -ENOENT) ? 0 : err;
+}
+
+/* ------------------------------------------------------------ timer heap */
+
+static int timer_less(const vl_timer *a, const vl_timer *b)
+{
+    if (a->deadline_us != b->deadline_us)
+        return a->deadline_us < b->deadline_us;
+    return a->seq < b->seq;
+}
+
+static void heap_set(vl_loop *loop, size_t i, vl_timer *t)
+{
+    loop->heap[i] = t;
+    t->heap_index = i;
+}
+
+static void heap_up(vl_loop *loop, size_t i)
+{
+    vl_timer *t = loop->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!timer_less(t, loop->heap[parent]))
+            break;
+        heap_set(loop, i, loop->heap[parent]);
+        i = parent;
+    }
+    heap_set(loop, i, t);
+}
+
+static void heap_down(vl_loop *loop, size_t i)
+{
+    vl_timer *t = loop->heap[i];
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= loop->heap_len)
+            break;
+        if (child + 1 < loop->heap_len && timer_less(loop->heap[child + 1], loop->heap[child]))
+            child++;
+        if (!timer_less(loop->heap[child], t))
+            break;
+        heap_set(loop, i, loop->heap[child]);
+        i = child;
+    }
+    heap_set(loop, i, t);
+}
+
+static void heap_remove(vl_loop *loop, vl_timer *t)
+{
+    size_t i = t->heap_index;
+    vl_timer *last = loop->heap[--loop->heap_len];
+    t->heap_index = SIZE_MAX;
+    if (last == t)
+        return;
+    heap_set(loop, i, last);
+    if (i > 0 && timer_less(last, loop->heap[(i - 1) / 2]))
+        heap_up(loop, i);
+    else
+        heap_down(loop, i);
+}
+
+void timer_init(vl_timer *t, vl_loop *loop, vl_timer_cb *cb, void *data)
+{
+    memset(t, 0, sizeof(*t));
+    t->loop = loop;
+    t->cb = cb;
+    t->data = data;
+    t->heap_index = SIZE_MAX;
+}
+
+int vl_timer_active(const vl_timer *t) { return t->heap_index != SIZE_MAX; }
+
+void vl_timer_stop(vl_timer *t)
+{
+    if (vl_timer_active(t))
+        heap_remove(t->loop, t);
+}
+
+void timer_start_us(vl_timer *t, uint64_t timeout_us)
+{
+    vl_loop *loop = t->loop;
+    vl_timer_stop(t);
+    if (loop->heap_len == loop->heap_cap) {
+        size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
+        vl_timer **h = realloc(loop->heap, cap * sizeof(*h));
+        if (!h)
+            abort(); /* growth of a pointer array: out of memory is not recoverable here */
+        loop->heap = h;
+        loop->heap_cap = cap;
+    }
+    t->deadline_us = loop->now_us + timeout_us;
+    t->seq = loop->timer_seq++;
+    heap_set(loop, loop->heap_len++, t);
+    heap_up(loop, t->heap_index);
+}
+
+void vl_timer_start(vl_timer *t, uint64_t timeout_ms) { timer_start_us(t, timeout_ms * 1000u); }
+
+vl_timer *vl_timer_new(vl_loop *loop, vl_timer_cb *cb, void *data)
+{
+    vl_timer *t = malloc(sizeof(*t));
+    if (t)
+        timer_init(t, loop, cb, data);
+    return t;
+}
+
+void vl_timer_free(vl_timer *t)
+{
+    if (!t)
+        return;
+    vl_timer_stop(t);
+    free(t);
+}
+
+static int run_timers(vl_loop *loop)
+{
+    int ran = 0;
+    while (loop->heap_len && loop->heap[0]->deadline_us <= loop->now_us) {
+        vl_timer *t = loop->heap[0];
+        heap_remove(loop, t);
+        t->cb(loop, t, t->data); /* may re-arm or free t */
+        ran++;
+    }
+    return ran;
+}
+
+/* --------------------------------------------------------------- deferred */
+
+int vl_defer(vl_loop *loop, vl_defer_cb *cb, void *data)
+{
+    if (loop->dq_len == loop->dq_cap) {
+        size_t cap = loop->dq_cap ? loop->dq_cap * 2 : 64;
+        struct deferred *q = malloc(cap * sizeof(*q));
+        if (!q)
+            return -ENOMEM;
+        for (size_t i = 0; i < loop->dq_len; i++)
+            q[i] = loop->dq[(loop->dq_head + i) % loop->dq_cap];
+        free(loop->dq);
+        loop->dq = q;
+        loop->dq_cap = cap;
+        loop->dq_head = 0;
+    }
+    loop->dq[(loop->dq_head + loop->dq_len) % loop->dq_cap] = (struct deferred){cb, data};
+    loop->dq_len++;
+    return 0;
+}
+
+/* Run the callbacks queued before this call; ones they queue wait for the
+ * next iteration, so a callback that re-defers itself cannot starve I/O. */
+static int run_deferred(vl_loop *loop)
+{
+    size_t n = loop->dq_len;
+    for (size_t i = 0; i < n; i++) {
+        struct deferred d = loop->dq[loop->dq_head];
+        loop->dq_head = (loop->dq_head + 1) % loop->dq_cap;
+        loop->dq_len--;
+        d.cb(loop, d.data);
+    }
+    return (int)n;
+}
+
+/* ------------------------------------------------------------- iteration */
+
+int vl_loop_timeout_ms(vl_loop *loop)
+{
+    if (loop->dq_len)
+        return 0;
+    if (!loop->heap_len)
+        return -1;
+    loop_update_time(loop);
+    uint64_t d = loop->heap[0]->deadline_us;
+    if (d <= loop->now_us)
+        return 0;
+    uint64_t ms = (d - loop->now_us + 999) / 1000; /* round up: never wake early */
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+int vl_loop_fd(const vl_loop *loop) { return backend_fd(loop); }
+
+static int wait_timeout(vl_loop *loop, int requested)
+{
+    int t = vl_loop_timeout_ms(loop);
+    if (requested < 0)
+        return t;
+    return (t < 0 || requested < t) ? requested : t;
+}
+
+int vl_loop_run_once(vl_loop *loop, int timeout_ms)
+{
+    struct backend_event ev[EVENTS_PER_WAIT];
+    loop_update_time(loop);
+    int ran = run_timers(loop);
+    ran += run_deferred(loop);
+    if (loop->stop)
+        return ran;
+    int timeout = wait_timeout(loop, timeout_ms);
+    if (timeout < 0 && !loop->nwatched)
+        return ran; /* nothing could ever wake us */
+    uint64_t before = loop->now_us;
+    int n = backend_poll(loop, ev, EVENTS_PER_WAIT, timeout);
+    loop_update_time(loop);
+    loop->iteration++;
+    if (loop->trace) {
+        char line[128];
+        snprintf(line, sizeof(line), "loop#%llu: wait %d ms -> %d events after %.1f ms, %d fds, %zu timers",
+                 (unsigned long long)loop->iteration, timeout, n,
+                 (double)(loop->now_us - before) / 1000.0, loop->nwatched, loop->heap_len);
+        loop->trace(loop->trace_data, line);
+    }
+    if (n < 0)
+        return n;
+    for (int i = 0; i < n; i++) {
+        int fd = ev[i].fd;
+        /* An earlier callback in this batch may have stopped watching fd. */
+        if (fd >= loop->io_cap)
+            continue;
+        struct io_watch *w = &loop->io[fd];
+        int fired = ev[i].events & w->events;
+        if (!fired) {
+            /* error/hang-up on an fd watched for one direction only */
+            if (w->events && ev[i].events == (VL_READ | VL_WRITE))
+                fired = w->events;
+            else
+                continue;
+        }
+        w->cb(loop, fd, fired, w->data);
+        ran++;
+    }
+    ran += run_timers(loop);
+    return ran;
+}
+
+void vl_loop_stop(vl_loop *loop) { loop->stop = 1; }
+
+int vl_loop_run(vl_loop *loop)
+{
+    loop->stop = 0;
+    while (!loop->stop && (loop->nwatched || loop->heap_len || loop->dq_len)) {
+        int r = vl_loop_run_once(loop, -1);
+        if (r < 0)
+            return r;
+    }
+    loop->stop = 0;
+    return 0;
+}

@@ -1,0 +1,55 @@
+/* loop.h: the reactor's internals, shared with the backends and with modules
+ * that embed timers in their own structs (no allocation per timer).
+ * Knows nothing of HTTP, sockets' meaning, or TLS. */
+#ifndef VL_LOOP_H
+#define VL_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "volley.h"
+
+struct vl_timer {
+    vl_loop *loop;
+    vl_timer_cb *cb;
+    void *data;
+    uint64_t deadline_us;
+    size_t heap_index;   /* position in loop->heap, or SIZE_MAX when stopped */
+    uint64_t seq;        /* tie-break: timers with one deadline fire in arm order */
+};
+
+struct io_watch {
+    int events;          /* interest; 0 = not watched */
+    vl_io_cb *cb;
+    void *data;
+};
+
+struct deferred {
+    vl_defer_cb *cb;
+    void *data;
+};
+
+struct vl_loop {
+    void *backend;
+    uint64_t now_us;             /* cached CLOCK_MONOTONIC */
+    struct io_watch *io;         /* indexed by fd */
+    int io_cap;
+    int nwatched;
+    vl_timer **heap;
+    size_t heap_len, heap_cap;
+    uint64_t timer_seq;
+    struct deferred *dq;         /* ring buffer of deferred callbacks */
+    size_t dq_head, dq_len, dq_cap;
+    int stop;
+    uint64_t iteration;
+    vl_trace_cb *trace;
+    void *trace_data;
+};
+
+/* Embedded timers: init once, then start/stop as often as needed. */
+void timer_init(vl_timer *t, vl_loop *loop, vl_timer_cb *cb, void *data);
+void timer_start_us(vl_timer *t, uint64_t timeout_us);
+uint64_t loop_now_us(const vl_loop *loop);
+void loop_update_time(vl_loop *loop);
+
+#endif

@@ -1,0 +1,48 @@
+/* util.h: intrusive lists, container_of, small string helpers. */
+#ifndef VL_UTIL_H
+#define VL_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Doubly linked intrusive list; an unlinked node points to itself. */
+struct list_node {
+    struct list_node *prev, *next;
+};
+
+static inline void list_init(struct list_node *n) { n->prev = n->next = n; }
+static inline int list_empty(const struct list_node *h) { return h->next == h; }
+static inline void list_insert_tail(struct list_node *h, struct list_node *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+static inline void list_remove(struct list_node *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    list_init(n);
+}
+static inline int list_linked(const struct list_node *n) { return n->next != n; }
+static inline struct list_node *list_pop_head(struct list_node *h)
+{
+    if (list_empty(h))
+        return NULL;
+    struct list_node *n = h->next;
+    list_remove(n);
+    return n;
+}
+
+char *vl_strdup(const char *s);
+char *vl_strndup(const char *s, size_t n);
+/* snprintf that never overflows and tolerates truncation. */
+void vl_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int vl_strcaseeq_n(const char *a, size_t alen, const char *b);
+
+#endif
