@@ -23,7 +23,17 @@ static uint64_t monotonic_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-void loop_update_time(vl_loop *loop) { loop->now_us = monotonic_us(); }
+void loop_update_time(vl_loop *loop)
+{
+    loop->now_us = loop->clock ? loop->clock(loop->clock_data) : monotonic_us();
+}
+
+void loop_set_clock(vl_loop *loop, uint64_t (*fn)(void *data), void *data)
+{
+    loop->clock = fn;
+    loop->clock_data = data;
+    loop_update_time(loop);
+}
 uint64_t loop_now_us(const vl_loop *loop) { return loop->now_us; }
 uint64_t vl_loop_now_ms(const vl_loop *loop) { return loop->now_us / 1000u; }
 const char *vl_loop_backend(void) { return backend_name(); }

@@ -44,6 +44,8 @@ struct vl_loop {
     uint64_t iteration;
     vl_trace_cb *trace;
     void *trace_data;
+    uint64_t (*clock)(void *data); /* tests substitute a fake clock */
+    void *clock_data;
 };
 
 /* Embedded timers: init once, then start/stop as often as needed. */
@@ -51,5 +53,7 @@ void timer_init(vl_timer *t, vl_loop *loop, vl_timer_cb *cb, void *data);
 void timer_start_us(vl_timer *t, uint64_t timeout_us);
 uint64_t loop_now_us(const vl_loop *loop);
 void loop_update_time(vl_loop *loop);
+/* For unit tests: read time (microseconds) from fn instead of CLOCK_MONOTONIC. */
+void loop_set_clock(vl_loop *loop, uint64_t (*fn)(void *data), void *data);
 
 #endif
