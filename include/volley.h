@@ -209,7 +209,7 @@ void vl_fetch_cancel(vl_fetch *fetch);
 /* Iterator: fill *req and return 1, or return 0 at the end.  Strings in
  * *req need live only until the next call. */
 typedef int vl_next_cb(void *data, vl_request *req);
-typedef struct vl_gather vl_gather;
+typedef struct vl_gather_op vl_gather_op;
 
 /* Start fetching requests from next with at most window in flight (0: the
  * client's concurrency).  Each result goes to on_result as it completes;
@@ -217,8 +217,8 @@ typedef struct vl_gather vl_gather;
  * window, not by the number of requests. */
 int vl_gather_start(vl_client *client, int window, vl_next_cb *next, void *next_data,
                     vl_result_cb *on_result, void *result_data,
-                    vl_defer_cb *done, void *done_data, vl_gather **out);
-void vl_gather_free(vl_gather *g);
+                    vl_defer_cb *done, void *done_data, vl_gather_op **out);
+void vl_gather_free(vl_gather_op *g);
 /* The blocking form: runs the client's loop until every request is done.
  * Returns the number of failed fetches, or a negative code. */
 int vl_gather(vl_client *client, int window, vl_next_cb *next, void *next_data,

@@ -1,0 +1,41 @@
+/* cli.h: the volley command's pieces.  Uses only the public header. */
+#ifndef VL_CLI_H
+#define VL_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "volley.h"
+
+struct cli_opts {
+    vl_client_opts client;
+    const char *input;           /* -i FILE or "-" */
+    char **urls;                 /* positional URLs */
+    int nurls;
+    const char *method;
+    const char **headers;
+    size_t nheaders;
+    const char *data;            /* -d STRING */
+    const char *data_file;       /* -d @FILE / --data-binary @FILE */
+    const char *output_dir;
+    int json;
+    int verbose;
+    int threads;
+    int progress;
+    const char **resolve;        /* collected --resolve values */
+    size_t nresolve;
+};
+
+/* Parse argv.  Returns 0, 1 when --help/--version was handled (exit 0), or
+ * 2 after printing a usage error. */
+int cli_parse(int argc, char **argv, struct cli_opts *o);
+void cli_opts_free(struct cli_opts *o);
+
+/* Output: one record per URL. */
+struct cli_stats {
+    uint64_t urls, ok, failed, bytes;
+};
+void out_record(FILE *f, const vl_result *r, int json);
+void out_json_string(FILE *f, const char *s);
+
+#endif

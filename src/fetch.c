@@ -1,0 +1,834 @@
+/* fetch.c: one request as a state machine driven by readiness events.
+ *
+ *   QUEUED -> RESOLVING -> CONNECTING -> TLS_HANDSHAKE -> SENDING
+ *          -> AWAIT_HEADERS -> BODY -> DONE | FAILED
+ *
+ * A pooled connection goes from QUEUED straight to SENDING.  Every change
+ * goes through set_state(), which time-stamps it, arms that phase's timer
+ * and traces it; every exit goes through finish(), which releases the slot
+ * and the connection exactly once.  The result is delivered from the loop's
+ * deferred phase, never on the caller's stack. */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fetch.h"
+#include "http.h"
+#include "url.h"
+
+enum fstate {
+    F_QUEUED,
+    F_RESOLVING,
+    F_CONNECTING,
+    F_TLS_HANDSHAKE,
+    F_SENDING,
+    F_AWAIT_HEADERS,
+    F_BODY,
+    F_DONE,
+    F_FAILED
+};
+
+static const char *const state_names[] = {
+    "QUEUED", "RESOLVING", "CONNECTING", "TLS_HANDSHAKE", "SENDING",
+    "AWAIT_HEADERS", "BODY", "DONE", "FAILED",
+};
+
+#define SEND_CHUNK_BYTES 16384
+#define READS_PER_EVENT 16
+
+struct vl_fetch {
+    vl_client *cl;
+    uint64_t id;
+    enum fstate state;
+    struct list_node qlink;         /* client queue or host waiters */
+    vl_result_cb *cb;
+    void *cb_data;
+
+    /* the request, owned copies */
+    char *url_str;
+    struct url url;
+    int url_ok;
+    char *method;
+    char **headers;
+    size_t nheaders;
+    char *body;
+    size_t body_len;
+    char *body_file;
+    char *output_file;
+    vl_body_cb *on_body;
+    void *body_data;
+    int64_t index;
+    void *user;
+
+    /* on the wire */
+    char *head;
+    size_t head_len, head_off;
+    uint64_t body_total, body_off;  /* request body bytes to send / sent */
+    int body_fd;
+    char *sendbuf;
+    size_t send_len, send_off;
+    struct host *host;
+    struct conn *conn;
+    int reserved;                   /* holds a pool slot before its conn exists */
+    struct connector *connector;
+    struct dns_query *dq;
+    int began;                      /* counted in cl->active */
+    int reused;
+    int stale_retried;
+    int sink_err;                   /* why the body sink refused bytes */
+    struct http_resp resp;
+
+    /* the response body */
+    uint64_t bytes;
+    int out_fd;
+
+    vl_timer phase_timer, total_timer;
+    uint64_t t_submit, t_state, t_start, t_dns0, t_dns, t_conn, t_tls, t_sent, t_first, t_end;
+    uint64_t last_io;
+
+    int err;
+    char errmsg[512];
+    int redirects, attempts;
+};
+
+static void on_io(vl_loop *loop, int fd, int events, void *data);
+static void finish(vl_fetch *f, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void try_acquire(vl_fetch *f);
+static void do_send(vl_fetch *f);
+
+static uint64_t now_us(const vl_fetch *f) { return loop_now_us(f->cl->loop); }
+static double ms_between(uint64_t a, uint64_t b) { return (double)(b - a) / 1000.0; }
+
+/* ------------------------------------------------------------ bookkeeping */
+
+static void set_state(vl_fetch *f, enum fstate s)
+{
+    vl_client *cl = f->cl;
+    uint64_t now = now_us(f);
+    if (cl->opts.trace) {
+        char fd[24] = "";
+        if (f->conn)
+            vl_fmt(fd, sizeof(fd), " fd=%d", f->conn->fd);
+        client_trace(cl, "fetch#%llu %s -> %s%s +%.1fms", (unsigned long long)f->id,
+                     state_names[f->state], state_names[s], fd, ms_between(f->t_state, now));
+    }
+    f->state = s;
+    f->t_state = now;
+    switch (s) {
+    case F_RESOLVING: /* --connect-timeout covers DNS + TCP + TLS */
+        timer_start_us(&f->phase_timer, (uint64_t)(cl->opts.connect_timeout_s * 1e6));
+        break;
+    case F_SENDING: /* --read-timeout: no byte moved while a response is due */
+        f->last_io = now;
+        timer_start_us(&f->phase_timer, (uint64_t)(cl->opts.read_timeout_s * 1e6));
+        break;
+    case F_DONE:
+    case F_FAILED:
+        vl_timer_stop(&f->phase_timer);
+        vl_timer_stop(&f->total_timer);
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_phase_timeout(vl_loop *loop, vl_timer *t, void *data)
+{
+    vl_fetch *f = data;
+    const vl_client_opts *o = &f->cl->opts;
+    (void)loop;
+    if (f->state <= F_TLS_HANDSHAKE) {
+        finish(f, -VL_ETIMEOUT, "timeout: connect after %.1f s in %s", o->connect_timeout_s,
+               state_names[f->state]);
+        return;
+    }
+    /* The read timer is lazy: bytes only stamp last_io; re-arm for the rest. */
+    uint64_t limit = (uint64_t)(o->read_timeout_s * 1e6), idle = now_us(f) - f->last_io;
+    if (idle < limit) {
+        timer_start_us(t, limit - idle);
+        return;
+    }
+    finish(f, -VL_ETIMEOUT, "timeout: read after %.1f s in %s", o->read_timeout_s,
+           state_names[f->state]);
+}
+
+static void on_total_timeout(vl_loop *loop, vl_timer *t, void *data)
+{
+    vl_fetch *f = data;
+    (void)loop;
+    (void)t;
+    finish(f, -VL_ETIMEOUT, "timeout: total after %.1f s in %s", f->cl->opts.timeout_s,
+           state_names[f->state]);
+}
+
+/* ------------------------------------------------------------- the result */
+
+static double phase_ms(uint64_t from, uint64_t to) { return (from && to) ? ms_between(from, to) : -1; }
+
+static void deliver(vl_loop *loop, void *data)
+{
+    vl_fetch *f = data;
+    vl_client *cl = f->cl;
+    (void)loop;
+    vl_result r = {0};
+    r.index = f->index;
+    r.url = f->url_str;
+    r.ok = f->err == 0;
+    r.status = f->resp.headers_done ? f->resp.status : 0;
+    r.bytes = f->bytes;
+    r.time_ms = ms_between(f->t_submit, f->t_end);
+    r.redirects = f->redirects;
+    r.final_url = f->t_start ? f->url_str : NULL;
+    r.err = f->err;
+    r.error = f->err ? f->errmsg : NULL;
+    r.file = (f->output_file && f->err == 0) ? f->output_file : NULL;
+    r.timings.queue_ms = f->t_start ? ms_between(f->t_submit, f->t_start) : ms_between(f->t_submit, f->t_end);
+    r.timings.dns_ms = phase_ms(f->t_dns0, f->t_dns);
+    r.timings.connect_ms = phase_ms(f->t_dns, f->t_conn);
+    r.timings.tls_ms = phase_ms(f->t_conn, f->t_tls);
+    r.timings.send_ms = phase_ms(f->t_start, f->t_sent);
+    r.timings.ttfb_ms = phase_ms(f->t_start, f->t_first);
+    r.timings.total_ms = f->t_start ? ms_between(f->t_start, f->t_end) : 0;
+    r.reused = f->reused;
+    r.attempts = f->attempts;
+    r.user = f->user;
+    f->cb(&r, f->cb_data);
+
+    cl->nfetches--;
+    http_resp_free(&f->resp);
+    url_free(&f->url);
+    for (size_t i = 0; i < f->nheaders; i++)
+        free(f->headers[i]);
+    free(f->headers);
+    free(f->url_str);
+    free(f->method);
+    free(f->body);
+    free(f->body_file);
+    free(f->output_file);
+    free(f->head);
+    free(f->sendbuf);
+    free(f);
+}
+
+/* --------------------------------------------------------------- releasing */
+
+static void close_output(vl_fetch *f, int failed)
+{
+    if (f->out_fd >= 0) {
+        close(f->out_fd);
+        f->out_fd = -1;
+        if (failed)
+            unlink(f->output_file); /* no partial files of failed fetches */
+    }
+}
+
+static void close_body_source(vl_fetch *f)
+{
+    if (f->body_fd >= 0) {
+        close(f->body_fd);
+        f->body_fd = -1;
+    }
+}
+
+/* Give the connection (or the reserved slot) back to the pool. */
+static void release_conn(vl_fetch *f, int reusable)
+{
+    struct pool *p = &f->cl->pool;
+    if (f->conn) {
+        struct conn *c = f->conn;
+        f->conn = NULL;
+        vl_io_stop(f->cl->loop, c->fd);
+        c->owner = NULL;
+        pool_release(p, c, reusable);
+    } else if (f->reserved) {
+        pool_unreserve(p, f->host);
+    }
+    f->reserved = 0;
+}
+
+static void wake_waiter(vl_loop *loop, void *data)
+{
+    vl_fetch *f = data;
+    (void)loop;
+    if (f->state == F_QUEUED && !list_linked(&f->qlink))
+        try_acquire(f);
+}
+
+/* A connection or slot of h came free: the first waiter there tries again,
+ * from the deferred phase so that failures never recurse. */
+static void kick_host(vl_client *cl, struct host *h)
+{
+    struct list_node *n = list_pop_head(&h->waiters);
+    if (n)
+        vl_defer(cl->loop, wake_waiter, container_of(n, vl_fetch, qlink));
+}
+
+static void pump_cb(vl_loop *loop, void *data)
+{
+    (void)loop;
+    fetch_pump(data);
+}
+
+static void finish(vl_fetch *f, int err, const char *fmt, ...)
+{
+    vl_client *cl = f->cl;
+    assert(f->state != F_DONE && f->state != F_FAILED);
+    f->err = err;
+    if (err && fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(f->errmsg, sizeof(f->errmsg), fmt, ap);
+        va_end(ap);
+    }
+    int was_active = f->began;
+    if (list_linked(&f->qlink))
+        list_remove(&f->qlink);
+    if (f->dq) {
+        dns_cancel(f->dq);
+        f->dq = NULL;
+    }
+    if (f->connector) {
+        connector_cancel(f->connector);
+        f->connector = NULL;
+    }
+    int reusable = !err && f->resp.complete && f->resp.keep_alive;
+    release_conn(f, reusable);
+    close_output(f, err != 0);
+    close_body_source(f);
+    f->t_end = now_us(f);
+    set_state(f, err ? F_FAILED : F_DONE);
+    if (f->host) {
+        kick_host(cl, f->host);
+        pool_host_put(&cl->pool, f->host);
+        f->host = NULL;
+    }
+    if (was_active) {
+        cl->active--;
+        if (!list_empty(&cl->queue))
+            vl_defer(cl->loop, pump_cb, cl);
+    }
+    vl_defer(cl->loop, deliver, f);
+}
+
+/* ----------------------------------------------------------------- sinks */
+
+static int open_output(vl_fetch *f)
+{
+    f->out_fd = open(f->output_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f->out_fd < 0) {
+        int e = errno;
+        vl_fmt(f->resp.err, sizeof(f->resp.err), "output: cannot open %s: %s", f->output_file,
+               strerror(e));
+        return -VL_EIO;
+    }
+    return 0;
+}
+
+static int write_all(vl_fetch *f, const char *p, size_t len)
+{
+    while (len) {
+        ssize_t n = write(f->out_fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            vl_fmt(f->resp.err, sizeof(f->resp.err), "output: write %s: %s", f->output_file,
+                   strerror(e));
+            return -VL_EIO;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Decoded body bytes arrive here: count, bound, save or hand over. */
+static int sink_body(void *data, const char *chunk, size_t len)
+{
+    vl_fetch *f = data;
+    const vl_client_opts *o = &f->cl->opts;
+    f->bytes += len;
+    if (o->max_filesize && f->bytes > o->max_filesize) {
+        vl_fmt(f->resp.err, sizeof(f->resp.err), "http: body over --max-filesize %llu bytes",
+               (unsigned long long)o->max_filesize);
+        return f->sink_err = -VL_ETOOBIG;
+    }
+    if (f->output_file) {
+        if ((f->out_fd < 0 && open_output(f) < 0) || write_all(f, chunk, len) < 0)
+            return f->sink_err = -VL_EIO;
+    }
+    if (f->on_body) {
+        int rc = f->on_body(f->body_data, chunk, len);
+        if (rc < 0) {
+            vl_fmt(f->resp.err, sizeof(f->resp.err), "body callback failed: %s", vl_strerror(rc));
+            return f->sink_err = rc;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------- request building */
+
+static int build_head(vl_fetch *f)
+{
+    vl_client *cl = f->cl;
+    struct http_head_spec spec = {0};
+    int has_body = f->body || f->body_file;
+    spec.method = f->method ? f->method : (has_body ? "POST" : "GET");
+    spec.target = f->url.target;
+    spec.authority = f->url.authority;
+    spec.user_agent = cl->opts.user_agent;
+    spec.headers = (const char *const *)f->headers;
+    spec.nheaders = f->nheaders;
+    spec.has_body = has_body;
+    spec.body_len = f->body_total;
+    spec.accept_encoding = cl->opts.decompress;
+    free(f->head);
+    f->head = NULL;
+    return http_build_head(&spec, &f->head, &f->head_len);
+}
+
+static int open_body_source(vl_fetch *f)
+{
+    struct stat st;
+    f->body_fd = open(f->body_file, O_RDONLY | O_CLOEXEC);
+    if (f->body_fd < 0 || fstat(f->body_fd, &st) < 0) {
+        int e = errno;
+        vl_fmt(f->errmsg, sizeof(f->errmsg), "request body: cannot read %s: %s", f->body_file,
+               strerror(e));
+        return -VL_EIO;
+    }
+    f->body_total = (uint64_t)st.st_size;
+    return 0;
+}
+
+/* ----------------------------------------------------------- state steps */
+
+static void want(vl_fetch *f, int events) { vl_io_modify(f->cl->loop, f->conn->fd, events); }
+
+static void start_exchange(vl_fetch *f)
+{
+    f->head_off = 0;
+    f->body_off = 0;
+    f->send_len = f->send_off = 0;
+    if (f->body_fd >= 0)
+        lseek(f->body_fd, 0, SEEK_SET);
+    http_resp_free(&f->resp);
+    const char *m = f->method ? f->method : "";
+    http_resp_init(&f->resp, f->cl->opts.max_header_bytes, strcmp(m, "HEAD") == 0, sink_body, f);
+    set_state(f, F_SENDING);
+    do_send(f);
+}
+
+/* Refill the send buffer from the body file; 0, or -VL_EIO. */
+static int refill_from_file(vl_fetch *f)
+{
+    if (!f->sendbuf && !(f->sendbuf = malloc(SEND_CHUNK_BYTES)))
+        return -ENOMEM;
+    ssize_t n;
+    do
+        n = read(f->body_fd, f->sendbuf, SEND_CHUNK_BYTES);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        vl_fmt(f->errmsg, sizeof(f->errmsg), "request body: %s changed while sending (%s)",
+               f->body_file, n < 0 ? strerror(errno) : "shorter than its size");
+        return -VL_EIO;
+    }
+    f->send_len = (size_t)n;
+    f->send_off = 0;
+    return 0;
+}
+
+static void do_send(vl_fetch *f)
+{
+    struct conn *c = f->conn;
+    for (;;) {
+        struct iovec iov[2];
+        int n = 0;
+        if (f->head_off < f->head_len)
+            iov[n++] = (struct iovec){f->head + f->head_off, f->head_len - f->head_off};
+        if (f->body && f->body_off < f->body_total) {
+            iov[n++] = (struct iovec){f->body + f->body_off, (size_t)(f->body_total - f->body_off)};
+        } else if (f->body_fd >= 0 && f->body_off < f->body_total) {
+            if (f->send_off == f->send_len && refill_from_file(f) < 0) {
+                finish(f, -VL_EIO, NULL);
+                return;
+            }
+            iov[n++] = (struct iovec){f->sendbuf + f->send_off, f->send_len - f->send_off};
+        }
+        if (n == 0)
+            break;
+        ssize_t w = c->ops->writev(c, iov, n);
+        if (w == -EAGAIN) {
+            want(f, c->want);
+            return;
+        }
+        if (w < 0) {
+            finish(f, -VL_EIO, "%s", c->err);
+            return;
+        }
+        f->last_io = now_us(f);
+        size_t hw = f->head_len - f->head_off;
+        if ((size_t)w <= hw) {
+            f->head_off += (size_t)w;
+            continue;
+        }
+        f->head_off = f->head_len;
+        w -= (ssize_t)hw;
+        f->body_off += (uint64_t)w;
+        if (f->body_fd >= 0)
+            f->send_off += (size_t)w;
+    }
+    f->t_sent = now_us(f);
+    set_state(f, F_AWAIT_HEADERS);
+    want(f, VL_READ);
+}
+
+/* A reused connection that dies before any response byte: the server
+ * closed it while it sat idle.  Retry once on a new connection (RFC 9112
+ * §9.3.1 allows it for idempotent requests; curl and aiohttp do this). */
+static int retry_stale(vl_fetch *f)
+{
+    if (!f->reused || f->stale_retried || f->t_first)
+        return 0;
+    f->stale_retried = 1;
+    client_trace(f->cl, "fetch#%llu reused connection died before a response: retrying on a new one",
+                 (unsigned long long)f->id);
+    release_conn(f, 0);
+    f->reused = 0;
+    if (!pool_reserve(&f->cl->pool, f->host)) {
+        /* the per-host limit is full: wait for a slot like any other fetch */
+        set_state(f, F_QUEUED);
+        list_insert_tail(&f->host->waiters, &f->qlink);
+        return 1;
+    }
+    f->reserved = 1;
+    set_state(f, F_RESOLVING);
+    try_acquire(f);
+    return 1;
+}
+
+static void response_complete(vl_fetch *f, int leftover)
+{
+    if (leftover)
+        f->resp.keep_alive = 0; /* bytes after the response: never reuse */
+    if (f->output_file && f->out_fd < 0 && open_output(f) < 0) {
+        finish(f, -VL_EIO, "%s", f->resp.err);
+        return;
+    }
+    if (f->cl->opts.fail_on_http_error && f->resp.status >= 400) {
+        finish(f, -VL_ESTATUS, "http: status %d", f->resp.status);
+        return;
+    }
+    if (f->conn)
+        f->conn->requests++;
+    finish(f, 0, NULL);
+}
+
+static void on_eof(vl_fetch *f)
+{
+    if (!f->t_first && retry_stale(f))
+        return;
+    if (http_resp_eof(&f->resp) < 0) {
+        finish(f, -VL_EHTTP, "%s", f->resp.err);
+        return;
+    }
+    response_complete(f, 0);
+}
+
+static void do_read(vl_fetch *f)
+{
+    vl_client *cl = f->cl;
+    struct conn *c = f->conn;
+    for (int i = 0; i < READS_PER_EVENT; i++) {
+        ssize_t n = c->ops->read(c, cl->rbuf, CLIENT_RBUF_BYTES);
+        if (n == -EAGAIN) {
+            want(f, c->want);
+            return;
+        }
+        if (n < 0) {
+            if (retry_stale(f))
+                return;
+            finish(f, n == -VL_ETLS ? -VL_ETLS : -VL_EIO, "%s", c->err);
+            return;
+        }
+        if (n == 0) {
+            on_eof(f);
+            return;
+        }
+        f->last_io = now_us(f);
+        if (!f->t_first)
+            f->t_first = f->last_io;
+        long used = http_resp_feed(&f->resp, cl->rbuf, (size_t)n);
+        if (used < 0) {
+            finish(f, f->sink_err ? f->sink_err : -VL_EHTTP, "%s", f->resp.err);
+            return;
+        }
+        if (f->state == F_AWAIT_HEADERS && f->resp.headers_done)
+            set_state(f, F_BODY);
+        if (f->resp.complete) {
+            response_complete(f, used < n);
+            return;
+        }
+    }
+}
+
+static void do_handshake(vl_fetch *f)
+{
+    struct conn *c = f->conn;
+    int rc = c->ops->handshake(c);
+    if (rc == -EAGAIN) {
+        want(f, c->want);
+        return;
+    }
+    if (rc < 0) {
+        finish(f, -VL_ETLS, "%s", c->err);
+        return;
+    }
+    f->t_tls = now_us(f);
+    if (f->cl->opts.trace) {
+        char desc[256];
+        tls_describe(c, desc, sizeof(desc));
+        client_trace(f->cl, "fetch#%llu tls: %s in %.1f ms", (unsigned long long)f->id, desc,
+                     ms_between(f->t_conn, f->t_tls));
+    }
+    start_exchange(f);
+}
+
+static void on_io(vl_loop *loop, int fd, int events, void *data)
+{
+    vl_fetch *f = data;
+    (void)loop;
+    (void)fd;
+    (void)events;
+    switch (f->state) {
+    case F_TLS_HANDSHAKE:
+        do_handshake(f);
+        break;
+    case F_SENDING:
+        do_send(f);
+        break;
+    case F_AWAIT_HEADERS:
+    case F_BODY:
+        do_read(f);
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_connected(void *data, int fd, int err, const char *msg, const char *peer)
+{
+    vl_fetch *f = data;
+    vl_client *cl = f->cl;
+    f->connector = NULL;
+    if (fd < 0) {
+        finish(f, err, "%s", msg);
+        return;
+    }
+    struct conn *c = pool_conn_new(&cl->pool, f->host, fd, peer);
+    if (!c) {
+        close(fd);
+        finish(f, -ENOMEM, "out of memory");
+        return;
+    }
+    f->reserved = 0; /* the slot now belongs to the connection */
+    f->conn = c;
+    c->owner = f;
+    f->t_conn = now_us(f);
+    if (vl_io_start(cl->loop, fd, VL_WRITE, on_io, f) < 0) {
+        finish(f, -VL_EIO, "loop: cannot watch fd %d", fd);
+        return;
+    }
+    if (!f->url.https) {
+        start_exchange(f);
+        return;
+    }
+    struct tls_ctx *tls = client_tls(cl);
+    if (!tls) {
+        finish(f, -VL_ETLS, "%s", cl->tls_err);
+        return;
+    }
+    char key[300];
+    vl_fmt(key, sizeof(key), "%s:%d", f->url.host, f->url.port);
+    if (tls_attach(tls, c, f->url.host, key) < 0) {
+        finish(f, -VL_ETLS, "%s", c->err[0] ? c->err : "tls: cannot start a session");
+        return;
+    }
+    set_state(f, F_TLS_HANDSHAKE);
+    do_handshake(f);
+}
+
+static void conn_trace(void *data, const char *line)
+{
+    vl_fetch *f = data;
+    client_trace(f->cl, "fetch#%llu %s", (unsigned long long)f->id, line);
+}
+
+static void start_connect(vl_fetch *f, struct addr_list *addrs)
+{
+    f->t_dns = now_us(f);
+    set_state(f, F_CONNECTING);
+    addr_list_interleave(addrs);
+    int rc = connector_start(f->cl->loop, addrs, on_connected,
+                             f->cl->opts.trace ? conn_trace : NULL, f, &f->connector);
+    if (rc < 0)
+        finish(f, rc, "connect: %s", strerror(-rc));
+}
+
+static void on_resolved(void *data, int err, const struct addr_list *addrs, const char *msg)
+{
+    vl_fetch *f = data;
+    f->dq = NULL;
+    if (err < 0) {
+        finish(f, err, "%s", msg);
+        return;
+    }
+    struct addr_list copy = *addrs;
+    start_connect(f, &copy);
+}
+
+/* Leave the queue: an idle connection, a new one, or wait at the host. */
+static void try_acquire(vl_fetch *f)
+{
+    vl_client *cl = f->cl;
+    if (f->state == F_QUEUED) {
+        struct conn *c = f->stale_retried ? NULL : pool_take_idle(&cl->pool, f->host);
+        if (!c && !pool_reserve(&cl->pool, f->host)) {
+            list_insert_tail(&f->host->waiters, &f->qlink);
+            return;
+        }
+        f->t_start = now_us(f);
+        timer_start_us(&f->total_timer, (uint64_t)(cl->opts.timeout_s * 1e6));
+        f->attempts = 1;
+        if (c) {
+            f->conn = c;
+            c->owner = f;
+            f->reused = 1;
+            if (vl_io_start(cl->loop, c->fd, VL_WRITE, on_io, f) < 0) {
+                finish(f, -VL_EIO, "loop: cannot watch fd %d", c->fd);
+                return;
+            }
+            start_exchange(f);
+            return;
+        }
+        f->reserved = 1;
+        set_state(f, F_RESOLVING);
+    }
+    struct addr_list addrs;
+    char msg[256] = "";
+    f->t_dns0 = now_us(f);
+    int rc = dns_resolve(cl->dns, f->url.host, f->url.port, &addrs, on_resolved,
+                         cl->opts.trace ? conn_trace : NULL, f, &f->dq, msg);
+    if (rc < 0)
+        finish(f, rc, "%s", msg);
+    else if (rc == 1)
+        start_connect(f, &addrs);
+}
+
+static void begin(vl_fetch *f)
+{
+    vl_client *cl = f->cl;
+    cl->active++;
+    f->began = 1;
+    f->host = pool_host_get(&cl->pool, f->url.key);
+    if (!f->host) {
+        finish(f, -ENOMEM, "out of memory");
+        return;
+    }
+    try_acquire(f);
+}
+
+void fetch_pump(vl_client *cl)
+{
+    while (cl->active < cl->opts.concurrency && !list_empty(&cl->queue)) {
+        vl_fetch *f = container_of(list_pop_head(&cl->queue), vl_fetch, qlink);
+        begin(f);
+    }
+}
+
+/* ------------------------------------------------------------- public API */
+
+static int copy_request(vl_fetch *f, const vl_request *req)
+{
+    f->url_str = vl_strdup(req->url ? req->url : "");
+    if (!f->url_str)
+        return -ENOMEM;
+    if ((req->method && !(f->method = vl_strdup(req->method))) ||
+        (req->body_file && !(f->body_file = vl_strdup(req->body_file))) ||
+        (req->output_file && !(f->output_file = vl_strdup(req->output_file))))
+        return -ENOMEM;
+    if (req->body) {
+        if (!(f->body = malloc(req->body_len ? req->body_len : 1)))
+            return -ENOMEM;
+        memcpy(f->body, req->body, req->body_len);
+        f->body_len = req->body_len;
+        f->body_total = req->body_len;
+    }
+    if (req->nheaders) {
+        if (!(f->headers = calloc(req->nheaders, sizeof(char *))))
+            return -ENOMEM;
+        for (size_t i = 0; i < req->nheaders; i++, f->nheaders++)
+            if (!(f->headers[i] = vl_strdup(req->headers[i])))
+                return -ENOMEM;
+    }
+    return 0;
+}
+
+int vl_fetch_start(vl_client *cl, const vl_request *req, vl_result_cb *cb, void *data,
+                   vl_fetch **out)
+{
+    vl_fetch *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    f->cl = cl;
+    f->id = ++cl->next_fetch_id;
+    f->cb = cb;
+    f->cb_data = data;
+    f->index = req->index;
+    f->user = req->user;
+    f->on_body = req->on_body;
+    f->body_data = req->body_data;
+    f->body_fd = f->out_fd = -1;
+    f->t_submit = f->t_state = now_us(f);
+    list_init(&f->qlink);
+    timer_init(&f->phase_timer, cl->loop, on_phase_timeout, f);
+    timer_init(&f->total_timer, cl->loop, on_total_timeout, f);
+    http_resp_init(&f->resp, cl->opts.max_header_bytes, 0, sink_body, f);
+    cl->nfetches++;
+    if (out)
+        *out = f;
+    int rc = copy_request(f, req);
+    if (rc < 0) {
+        finish(f, rc, "out of memory");
+        return 0;
+    }
+    if (url_parse(f->url_str, &f->url, f->errmsg, sizeof(f->errmsg)) < 0) {
+        finish(f, -VL_EURL, NULL);
+        return 0;
+    }
+    f->url_ok = 1;
+    if (f->body_file && open_body_source(f) < 0) {
+        finish(f, -VL_EIO, NULL);
+        return 0;
+    }
+    if (build_head(f) < 0) {
+        finish(f, -ENOMEM, "out of memory");
+        return 0;
+    }
+    list_insert_tail(&cl->queue, &f->qlink);
+    fetch_pump(cl);
+    return 0;
+}
+
+void vl_fetch_cancel(vl_fetch *f)
+{
+    if (f && f->state != F_DONE && f->state != F_FAILED)
+        finish(f, -VL_ECANCELED, "canceled");
+}
