@@ -579,12 +579,19 @@ static int init_ares(struct dns *d, const vl_client_opts *opts, char *err, size_
     struct ares_options o;
     char lookups[] = "fb"; /* the hosts file, then DNS */
     memset(&o, 0, sizeof(o));
+    /* Without NOCHECKRESP, c-ares 1.18 drops SERVFAIL/REFUSED/NOTIMP answers,
+     * skips the server and, with no server left, ends the lookup with its
+     * initial status, ARES_ECONNREFUSED: "connection refused" for a server
+     * that answered.  With it the answer's rcode is reported as it is; the
+     * cost is no failover to the next server on those rcodes (timeouts and
+     * unreachable servers still fail over). */
+    o.flags = ARES_FLAG_NOCHECKRESP;
     o.timeout = DNS_TIMEOUT_MS;
     o.tries = DNS_TRIES;
     o.lookups = lookups;
     o.sock_state_cb = on_sock_state;
     o.sock_state_cb_data = d;
-    int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB;
+    int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB;
     /* ares_library_init is needed on Windows only, and is not thread-safe. */
     int rc = ares_init_options(&d->channel, &o, mask);
     if (rc != ARES_SUCCESS) {

@@ -47,6 +47,7 @@ struct vl_fetch {
     uint64_t id;
     enum fstate state;
     struct list_node qlink;         /* client queue or host waiters */
+    struct list_node clink;         /* host->connecting while RESOLVING/CONNECTING */
     vl_result_cb *cb;
     void *cb_data;
 
@@ -118,6 +119,11 @@ static void set_state(vl_fetch *f, enum fstate s)
         client_trace(cl, "fetch#%llu %s -> %s%s +%.1fms", (unsigned long long)f->id,
                      state_names[f->state], state_names[s], fd, ms_between(f->t_state, now));
     }
+    int making = s == F_RESOLVING || s == F_CONNECTING;
+    if (making && !list_linked(&f->clink))
+        list_insert_tail(&f->host->connecting, &f->clink);
+    else if (!making && list_linked(&f->clink))
+        list_remove(&f->clink);
     f->state = s;
     f->t_state = now;
     switch (s) {
@@ -260,13 +266,46 @@ static void wake_waiter(vl_loop *loop, void *data)
         try_acquire(f);
 }
 
+static void adopt_conn(vl_fetch *f, struct conn *c);
+
+/* Late binding (as browsers' socket pools do): a fetch still resolving or
+ * connecting takes a connection to its host that came free meanwhile, and
+ * drops its own attempt.  A connect that is slow (a SYN dropped by a full
+ * accept queue costs 1 s) then costs nothing. */
+static void adopt_idle(vl_loop *loop, void *data)
+{
+    vl_fetch *f = data;
+    (void)loop;
+    if (f->state != F_RESOLVING && f->state != F_CONNECTING)
+        return;
+    struct conn *c = pool_take_idle(&f->cl->pool, f->host);
+    if (!c)
+        return;
+    if (f->dq) {
+        dns_cancel(f->dq);
+        f->dq = NULL;
+    }
+    if (f->connector) {
+        connector_cancel(f->connector);
+        f->connector = NULL;
+    }
+    pool_unreserve(&f->cl->pool, f->host);
+    f->reserved = 0;
+    client_trace(f->cl, "fetch#%llu takes idle connection #%llu instead of its own attempt",
+                 (unsigned long long)f->id, (unsigned long long)c->id);
+    adopt_conn(f, c);
+}
+
 /* A connection or slot of h came free: the first waiter there tries again,
- * from the deferred phase so that failures never recurse. */
+ * or else the oldest fetch still connecting may take it over; both from the
+ * deferred phase so that failures never recurse. */
 static void kick_host(vl_client *cl, struct host *h)
 {
     struct list_node *n = list_pop_head(&h->waiters);
     if (n)
         vl_defer(cl->loop, wake_waiter, container_of(n, vl_fetch, qlink));
+    else if (!list_empty(&h->idle) && !list_empty(&h->connecting))
+        vl_defer(cl->loop, adopt_idle, container_of(h->connecting.next, vl_fetch, clink));
 }
 
 static void pump_cb(vl_loop *loop, void *data)
@@ -694,6 +733,19 @@ static void on_resolved(void *data, int err, const struct addr_list *addrs, cons
     start_connect(f, &copy);
 }
 
+/* Use the pooled connection c for this request. */
+static void adopt_conn(vl_fetch *f, struct conn *c)
+{
+    f->conn = c;
+    c->owner = f;
+    f->reused = 1;
+    if (vl_io_start(f->cl->loop, c->fd, VL_WRITE, on_io, f) < 0) {
+        finish(f, -VL_EIO, "loop: cannot watch fd %d", c->fd);
+        return;
+    }
+    start_exchange(f);
+}
+
 /* Leave the queue: an idle connection, a new one, or wait at the host. */
 static void try_acquire(vl_fetch *f)
 {
@@ -708,14 +760,7 @@ static void try_acquire(vl_fetch *f)
         timer_start_us(&f->total_timer, (uint64_t)(cl->opts.timeout_s * 1e6));
         f->attempts = 1;
         if (c) {
-            f->conn = c;
-            c->owner = f;
-            f->reused = 1;
-            if (vl_io_start(cl->loop, c->fd, VL_WRITE, on_io, f) < 0) {
-                finish(f, -VL_EIO, "loop: cannot watch fd %d", c->fd);
-                return;
-            }
-            start_exchange(f);
+            adopt_conn(f, c);
             return;
         }
         f->reserved = 1;
@@ -798,6 +843,7 @@ int vl_fetch_start(vl_client *cl, const vl_request *req, vl_result_cb *cb, void 
     f->body_fd = f->out_fd = -1;
     f->t_submit = f->t_state = now_us(f);
     list_init(&f->qlink);
+    list_init(&f->clink);
     timer_init(&f->phase_timer, cl->loop, on_phase_timeout, f);
     timer_init(&f->total_timer, cl->loop, on_total_timeout, f);
     http_resp_init(&f->resp, cl->opts.max_header_bytes, 0, sink_body, f);

@@ -91,6 +91,7 @@ struct host *pool_host_get(struct pool *p, const char *key)
     }
     list_init(&h->idle);
     list_init(&h->waiters);
+    list_init(&h->connecting);
     h->refs = 1;
     h->pool = p;
     h->hnext = p->buckets[b];

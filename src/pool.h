@@ -13,6 +13,7 @@ struct host {
     struct host *hnext;         /* hash chain */
     struct list_node idle;      /* idle conns, most recently used last */
     struct list_node waiters;   /* fetches waiting for a connection here */
+    struct list_node connecting; /* fetches resolving or connecting here */
     int nconns;                 /* open: connecting, busy and idle */
     int refs;                   /* fetches holding this entry */
     struct pool *pool;

@@ -7,7 +7,7 @@ Binds 127.0.0.1, prints the port it got as the first line on stdout, then serves
 until SIGTERM/SIGINT.  One thread per connection; connections are kept alive
 unless the path says otherwise.  With --request-log every request is appended to
 FILE as one JSON object (conn, seq, method, target, version, headers, body as
-latin-1 text), so tests can check exactly what the client sent.  Every response
+latin-1 text, dropped), so tests can check exactly what the client sent.  Every response
 carries `X-Conn: N` (the 1-based number of the TCP connection it went out on).
 
 Behaviour is chosen by the request path:
@@ -35,9 +35,10 @@ Behaviour is chosen by the request path:
   /huge-headers?kb=N  200 with N KiB of extra header lines (X-Filler-i, 1024 bytes each).
   /slow?ms=N          waits N ms (default 1000), then 200 with OK_BODY.
   /stale              200 with OK_BODY, keep-alive advertised; the server then reads the
-                      NEXT request on that connection and closes without a byte of
-                      answer: the stale keep-alive race made deterministic.  A client
-                      should retry that request once on a new connection.
+                      NEXT request on that connection, logs it with "dropped": true and
+                      closes without a byte of answer: the stale keep-alive race made
+                      deterministic.  A client should retry that request once on a new
+                      connection.
   /stale-idle         200 with OK_BODY, keep-alive advertised, then closes right away.
   /count              plain-text number of TCP connections accepted so far (this one
                       included).
@@ -186,7 +187,7 @@ def response(status, reason, headers=(), body=b"", length=True, conn=None):
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def log_request(conn, req):
+def log_request(conn, req, dropped=False):
     global _seq
     with _lock:
         _seq += 1
@@ -194,7 +195,7 @@ def log_request(conn, req):
         if _log_file is not None:
             rec = {"conn": conn.number, "seq": seq, "method": req.method, "target": req.target,
                    "version": req.version, "headers": req.headers,
-                   "body": req.body.decode("latin-1")}
+                   "body": req.body.decode("latin-1"), "dropped": dropped}
             _log_file.write(json.dumps(rec) + "\n")
             _log_file.flush()
 
@@ -321,10 +322,14 @@ def h_slow(c, req):
 def h_stale(c, req):
     c.send(response(200, "OK", ["Content-Type: text/plain", "Keep-Alive: timeout=60"],
                     OK_BODY, conn=c))
+    # The next request arrives on a connection we are about to drop: log it
+    # (with "dropped": true) and close without answering.
     try:
-        c.read_head()  # the next request arrives on a connection we are about to drop
-    except OSError:
-        pass
+        nxt = c.read_request()
+    except (OSError, ValueError):
+        nxt = None
+    if nxt is not None:
+        log_request(c, nxt, dropped=True)
     return False
 
 
