@@ -4,6 +4,7 @@
  * the previous fails, the first to connect wins and the others are closed.
  * Knows nothing of HTTP or TLS. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
@@ -95,7 +96,8 @@ void sockaddr_format(const struct sockaddr *sa, char *buf, size_t len)
 /* ------------------------------------------------------------ connector */
 
 struct attempt {
-    int fd;
+    int fd;                      /* -1 when not started, failed, or handed over */
+    int err;                     /* errno of a failed attempt, 0 otherwise */
     struct connector *k;
     int idx;
 };
@@ -107,11 +109,10 @@ struct connector {
     int live;                    /* attempts in progress */
     struct attempt att[CONNECT_MAX_ADDRS];
     vl_timer delay;              /* starts the next attempt */
+    uint64_t start_us;
     connector_cb *cb;
     connector_trace_cb *trace;
     void *data;
-    char summary[512];           /* every failed attempt, for the error */
-    int last_err;
 };
 
 static void attempt_close(struct connector *k, struct attempt *a)
@@ -126,45 +127,91 @@ static void attempt_close(struct connector *k, struct attempt *a)
 
 static void note_failure(struct connector *k, int idx, int err)
 {
-    char peer[64];
-    size_t len = strlen(k->summary);
-    sockaddr_format(&k->addrs.addr[idx].sa, peer, sizeof(peer));
+    k->att[idx].err = err;
     if (k->trace) {
-        char line[160];
+        char peer[64], line[160];
+        sockaddr_format(&k->addrs.addr[idx].sa, peer, sizeof(peer));
         vl_fmt(line, sizeof(line), "connect %s failed: %s", peer, strerror(err));
         k->trace(k->data, line);
     }
-    if (len + 8 < sizeof(k->summary))
-        vl_fmt(k->summary + len, sizeof(k->summary) - len, "%s%s", len ? ", " : "", peer);
-    /* The error reported is the most telling one: anything beats a refusal. */
-    if (!k->last_err || k->last_err == ECONNREFUSED)
-        k->last_err = err;
 }
 
+/* The error reported first is the most telling one: anything beats a
+ * refusal (a timeout or unreachable network says more about the path). */
+static int primary_error(const struct connector *k)
+{
+    int primary = 0;
+    for (int i = 0; i < k->next; i++) {
+        int err = k->att[i].err;
+        if (err && (!primary || primary == ECONNREFUSED))
+            primary = err;
+    }
+    return primary ? primary : ECONNREFUSED;
+}
+
+/* "connect: connection refused (127.0.0.1:80, [::1]:80)", and when the
+ * attempts failed differently, "; network is unreachable ([::1]:80)" after. */
+static void failure_message(const struct connector *k, int primary, char *msg, size_t len)
+{
+    int errs[CONNECT_MAX_ADDRS + 1], nerrs = 0;
+    size_t used;
+    errs[nerrs++] = primary;
+    for (int i = 0; i < k->next; i++) {
+        int seen = 0;
+        for (int j = 0; j < nerrs; j++)
+            seen |= errs[j] == k->att[i].err;
+        if (!seen && k->att[i].err)
+            errs[nerrs++] = k->att[i].err;
+    }
+    vl_fmt(msg, len, "connect: ");
+    for (int j = 0; j < nerrs; j++) {
+        const char *what = (errs[j] == EMFILE || errs[j] == ENFILE) ? "too many open files" : strerror(errs[j]);
+        used = strlen(msg);
+        vl_fmt(msg + used, len - used, "%s%c%s (", j ? "; " : "", tolower((unsigned char)what[0]), what + 1);
+        for (int i = 0, first = 1; i < k->next; i++) {
+            char peer[64];
+            if (k->att[i].err != errs[j])
+                continue;
+            sockaddr_format(&k->addrs.addr[i].sa, peer, sizeof(peer));
+            used = strlen(msg);
+            vl_fmt(msg + used, len - used, "%s%s", first ? "" : ", ", peer);
+            first = 0;
+        }
+        used = strlen(msg);
+        vl_fmt(msg + used, len - used, ")");
+    }
+}
+
+/* Ends the connector: closes every other attempt and frees k before the
+ * callback runs, so the callback may start or cancel anything else. */
 static void finish(struct connector *k, int fd, int idx)
 {
-    char peer[64] = "";
+    connector_cb *cb = k->cb;
+    void *data = k->data;
+    char peer[64] = "", msg[700] = "";
+    int err = 0;
     vl_timer_stop(&k->delay);
     for (int i = 0; i < CONNECT_MAX_ADDRS; i++)
-        if (k->att[i].fd >= 0 && k->att[i].fd != fd)
-            attempt_close(k, &k->att[i]);
+        attempt_close(k, &k->att[i]);
     if (fd >= 0) {
         sockaddr_format(&k->addrs.addr[idx].sa, peer, sizeof(peer));
+        if (k->trace) {
+            char line[160];
+            vl_fmt(line, sizeof(line), "connected to %s (attempt %d/%d) after %.1f ms", peer, idx + 1,
+                   k->addrs.n, (double)(loop_now_us(k->loop) - k->start_us) / 1000.0);
+            k->trace(k->data, line);
+        }
         vl_io_stop(k->loop, fd);
-        k->cb(k->data, fd, 0, NULL, peer);
     } else {
-        char msg[700];
-        int err = k->last_err ? k->last_err : ECONNREFUSED;
-        if (err == EMFILE || err == ENFILE)
-            vl_fmt(msg, sizeof(msg), "connect: too many open files (%s)", k->summary);
-        else
-            vl_fmt(msg, sizeof(msg), "connect: %s (%s)", strerror(err), k->summary);
-        /* lower-case the strerror text's first letter, as curl-style messages read */
-        if (msg[9] >= 'A' && msg[9] <= 'Z')
-            msg[9] = (char)(msg[9] - 'A' + 'a');
-        k->cb(k->data, -1, (err == EMFILE || err == ENFILE) ? -VL_ELIMIT : -VL_ECONNECT, msg, NULL);
+        int primary = primary_error(k);
+        failure_message(k, primary, msg, sizeof(msg));
+        err = (primary == EMFILE || primary == ENFILE) ? -VL_ELIMIT : -VL_ECONNECT;
     }
     free(k);
+    if (fd >= 0)
+        cb(data, fd, 0, NULL, peer);
+    else
+        cb(data, -1, err, msg, NULL);
 }
 
 static void start_next(struct connector *k);
@@ -180,6 +227,12 @@ static void on_attempt(vl_loop *loop, int fd, int events, void *data)
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
         soerr = errno;
     if (soerr == 0) {
+        /* Readiness can be stale: an event queued for an fd number that was
+         * closed and reused in the same batch.  Only a peer proves a connection. */
+        union vl_sockaddr peer;
+        socklen_t pl = sizeof(peer);
+        if (getpeername(fd, &peer.sa, &pl) < 0 && errno == ENOTCONN)
+            return;
         int idx = a->idx;
         a->fd = -1; /* ownership moves to the caller */
         k->live--;
@@ -207,7 +260,8 @@ static int open_socket(const union vl_sockaddr *addr, int *fd_out)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     socklen_t len = addr->sa.sa_family == AF_INET6 ? sizeof(addr->in6) : sizeof(addr->in4);
-    if (connect(fd, &addr->sa, len) < 0 && errno != EINPROGRESS) {
+    /* EINTR on a non-blocking connect: the attempt goes on asynchronously. */
+    if (connect(fd, &addr->sa, len) < 0 && errno != EINPROGRESS && errno != EINTR) {
         int err = errno;
         close(fd);
         return err;
@@ -243,8 +297,12 @@ static void start_next(struct connector *k)
             continue;
         }
         k->live++;
+        /* RFC 8305 §5: the next attempt waits for this one's Connection
+         * Attempt Delay, from now (a failure re-arms it from its own start). */
         if (k->next < k->addrs.n)
             timer_start_us(&k->delay, CONNECT_ATTEMPT_DELAY_US);
+        else
+            vl_timer_stop(&k->delay);
         return;
     }
     if (k->live == 0)
@@ -254,7 +312,7 @@ static void start_next(struct connector *k)
 int connector_start(vl_loop *loop, const struct addr_list *addrs, connector_cb *cb,
                     connector_trace_cb *trace, void *data, struct connector **out)
 {
-    if (addrs->n <= 0)
+    if (addrs->n <= 0 || addrs->n > CONNECT_MAX_ADDRS)
         return -EINVAL;
     struct connector *k = calloc(1, sizeof(*k));
     if (!k)
@@ -264,6 +322,7 @@ int connector_start(vl_loop *loop, const struct addr_list *addrs, connector_cb *
     k->cb = cb;
     k->trace = trace;
     k->data = data;
+    k->start_us = loop_now_us(loop);
     for (int i = 0; i < CONNECT_MAX_ADDRS; i++) {
         k->att[i].fd = -1;
         k->att[i].k = k;

@@ -71,8 +71,11 @@ struct addr_list {
 };
 
 struct connector;
-/* Called once: with fd >= 0 (connected, non-blocking, TCP_NODELAY) or with
- * fd < 0 and msg summarising every attempt's error. */
+/* Called once, from the loop: with fd >= 0 (connected, non-blocking,
+ * TCP_NODELAY, no longer watched) and peer, or with fd < 0, err (-VL_ECONNECT,
+ * or -VL_ELIMIT when out of fds) and msg summarising every attempt, e.g.
+ * "connect: connection refused (127.0.0.1:80, [::1]:80)".  The connector is
+ * already freed when cb runs: do not cancel it from there. */
 typedef void connector_cb(void *data, int fd, int err, const char *msg, const char *peer);
 typedef void connector_trace_cb(void *data, const char *line);
 
