@@ -16,9 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fetch.h"
+#include "decode.h"
 #include "http.h"
 #include "url.h"
 
@@ -30,13 +32,14 @@ enum fstate {
     F_SENDING,
     F_AWAIT_HEADERS,
     F_BODY,
+    F_RETRY_WAIT,
     F_DONE,
     F_FAILED
 };
 
 static const char *const state_names[] = {
     "QUEUED", "RESOLVING", "CONNECTING", "TLS_HANDSHAKE", "SENDING",
-    "AWAIT_HEADERS", "BODY", "DONE", "FAILED",
+    "AWAIT_HEADERS", "BODY", "RETRY_WAIT", "DONE", "FAILED",
 };
 
 #define SEND_CHUNK_BYTES 16384
@@ -80,6 +83,7 @@ struct vl_fetch {
     struct connector *connector;
     struct dns_query *dq;
     int began;                      /* counted in cl->active */
+    int no_retry;                   /* the failure at hand must not be retried */
     int reused;
     int stale_retried;
     int sink_err;                   /* why the body sink refused bytes */
@@ -88,6 +92,10 @@ struct vl_fetch {
     /* the response body */
     uint64_t bytes;
     int out_fd;
+    struct decoder dec;
+    int dec_checked;                /* dec chosen for this response */
+    char *cur_url;                  /* after redirects; NULL = url_str */
+    vl_timer deadline_timer;        /* --retry-max-time, over all attempts */
 
     vl_timer phase_timer, total_timer;
     uint64_t t_submit, t_state, t_start, t_dns0, t_dns, t_conn, t_tls, t_sent, t_first, t_end;
@@ -102,6 +110,8 @@ static void on_io(vl_loop *loop, int fd, int events, void *data);
 static void finish(vl_fetch *f, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void try_acquire(vl_fetch *f);
 static void do_send(vl_fetch *f);
+static int transient_error(const vl_fetch *f, int err);
+static int maybe_retry(vl_fetch *f);
 
 static uint64_t now_us(const vl_fetch *f) { return loop_now_us(f->cl->loop); }
 static double ms_between(uint64_t a, uint64_t b) { return (double)(b - a) / 1000.0; }
@@ -149,6 +159,11 @@ static void on_phase_timeout(vl_loop *loop, vl_timer *t, void *data)
     vl_fetch *f = data;
     const vl_client_opts *o = &f->cl->opts;
     (void)loop;
+    if (f->state == F_RETRY_WAIT) {
+        set_state(f, F_QUEUED);
+        try_acquire(f);
+        return;
+    }
     if (f->state <= F_TLS_HANDSHAKE) {
         finish(f, -VL_ETIMEOUT, "timeout: connect after %.1f s in %s", o->connect_timeout_s,
                state_names[f->state]);
@@ -190,7 +205,7 @@ static void deliver(vl_loop *loop, void *data)
     r.bytes = f->bytes;
     r.time_ms = ms_between(f->t_submit, f->t_end);
     r.redirects = f->redirects;
-    r.final_url = f->t_start ? f->url_str : NULL;
+    r.final_url = f->t_start ? (f->cur_url ? f->cur_url : f->url_str) : NULL;
     r.err = f->err;
     r.error = f->err ? f->errmsg : NULL;
     r.file = (f->output_file && f->err == 0) ? f->output_file : NULL;
@@ -213,6 +228,7 @@ static void deliver(vl_loop *loop, void *data)
         free(f->headers[i]);
     free(f->headers);
     free(f->url_str);
+    free(f->cur_url);
     free(f->method);
     free(f->body);
     free(f->body_file);
@@ -308,6 +324,130 @@ static void kick_host(vl_client *cl, struct host *h)
         vl_defer(cl->loop, adopt_idle, container_of(h->connecting.next, vl_fetch, clink));
 }
 
+/* Stop whatever the current attempt holds: lookup, connect, connection,
+ * output file (removed when the attempt failed). */
+static void end_attempt(vl_fetch *f, int reusable, int failed)
+{
+    if (f->dq) {
+        dns_cancel(f->dq);
+        f->dq = NULL;
+    }
+    if (f->connector) {
+        connector_cancel(f->connector);
+        f->connector = NULL;
+    }
+    if (f->conn && reusable)
+        f->conn->requests++;
+    release_conn(f, reusable);
+    close_output(f, failed);
+}
+
+/* ----------------------------------------------------------------- retries */
+
+#define RETRY_BACKOFF_MAX_US 30000000u   /* exponential backoff stops growing at 30 s */
+#define RETRY_AFTER_MAX_US 300000000u    /* a server's Retry-After is honoured up to 5 min */
+
+static const char *effective_method(const vl_fetch *f)
+{
+    return f->method ? f->method : ((f->body || f->body_file) ? "POST" : "GET");
+}
+
+/* RFC 9110 §9.2.2: only idempotent requests are retried. */
+static int idempotent(const vl_fetch *f)
+{
+    static const char *const ok[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"};
+    const char *m = effective_method(f);
+    for (size_t i = 0; i < ARRAY_LEN(ok); i++)
+        if (strcmp(m, ok[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int transient_status(int s)
+{
+    return s == 408 || s == 429 || s == 500 || s == 502 || s == 503 || s == 504;
+}
+
+/* Failures worth another attempt: the network's, not the request's. */
+static int transient_error(const vl_fetch *f, int err)
+{
+    if (f->no_retry || f->cl->opts.retry == 0)
+        return 0;
+    if (err == -VL_ECONNECT || err == -VL_ETIMEOUT)
+        return 1;
+    if (err == -VL_EDNS)
+        return strstr(f->errmsg, "timeout") != NULL;
+    /* a reset or an early close before the response was complete */
+    return (err == -VL_EIO || err == -VL_EHTTP) && f->conn && !f->resp.complete &&
+           (strstr(f->errmsg, "reset") || strstr(f->errmsg, "closed before"));
+}
+
+/* Retry-After: delay-seconds or an HTTP-date (RFC 9110 §10.2.3), in µs. */
+static int64_t retry_after_us(const char *v)
+{
+    if (!v)
+        return -1;
+    char *end;
+    long secs = strtol(v, &end, 10);
+    if (end != v && *end == '\0')
+        return secs < 0 ? 0 : (int64_t)secs * 1000000;
+    struct tm tm = {0};
+    if (!strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm))
+        return -1;
+    time_t when = timegm(&tm), now = time(NULL);
+    return when > now ? (int64_t)(when - now) * 1000000 : 0;
+}
+
+static uint64_t backoff_us(const vl_fetch *f)
+{
+    const vl_client_opts *o = &f->cl->opts;
+    if (o->retry_delay_s > 0)
+        return (uint64_t)(o->retry_delay_s * 1e6);
+    int64_t ra = retry_after_us(f->resp.headers_done ? f->resp.hdr[HH_RETRY_AFTER] : NULL);
+    if (ra >= 0)
+        return (uint64_t)ra > RETRY_AFTER_MAX_US ? RETRY_AFTER_MAX_US : (uint64_t)ra;
+    /* 1 s, 2 s, 4 s ... with "equal jitter": half fixed, half random, so
+     * many fetches failing together do not come back together. */
+    uint64_t base = 1000000u << (f->attempts - 1 < 5 ? f->attempts - 1 : 5);
+    if (base > RETRY_BACKOFF_MAX_US)
+        base = RETRY_BACKOFF_MAX_US;
+    return base / 2 + (uint64_t)rand() % (base / 2 + 1);
+}
+
+/* Schedule another attempt if the options allow it.  1 when scheduled. */
+static int maybe_retry(vl_fetch *f)
+{
+    vl_client *cl = f->cl;
+    if (f->attempts < 1 || f->attempts > cl->opts.retry || !idempotent(f))
+        return 0;
+    uint64_t delay = backoff_us(f);
+    if (cl->opts.retry_max_time_s > 0 &&
+        now_us(f) + delay - f->t_submit > (uint64_t)(cl->opts.retry_max_time_s * 1e6))
+        return 0;
+    client_trace(cl, "fetch#%llu attempt %d failed (%s); retry %d/%d in %.0f ms",
+                 (unsigned long long)f->id, f->attempts,
+                 f->errmsg[0] ? f->errmsg : "retryable status", f->attempts, cl->opts.retry,
+                 (double)delay / 1000.0);
+    end_attempt(f, f->resp.complete && f->resp.keep_alive, 1);
+    vl_timer_stop(&f->total_timer);
+    f->errmsg[0] = '\0';
+    f->attempts++;
+    f->reused = 0;
+    set_state(f, F_RETRY_WAIT);
+    timer_start_us(&f->phase_timer, delay); /* a loop timer: the loop waits for it */
+    return 1;
+}
+
+static void on_deadline(vl_loop *loop, vl_timer *t, void *data)
+{
+    vl_fetch *f = data;
+    (void)loop;
+    (void)t;
+    f->no_retry = 1;
+    finish(f, -VL_ETIMEOUT, "timeout: retry-max-time after %.1f s in %s",
+           f->cl->opts.retry_max_time_s, state_names[f->state]);
+}
+
 static void pump_cb(vl_loop *loop, void *data)
 {
     (void)loop;
@@ -318,13 +458,15 @@ static void finish(vl_fetch *f, int err, const char *fmt, ...)
 {
     vl_client *cl = f->cl;
     assert(f->state != F_DONE && f->state != F_FAILED);
-    f->err = err;
     if (err && fmt) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(f->errmsg, sizeof(f->errmsg), fmt, ap);
         va_end(ap);
     }
+    if (err && transient_error(f, err) && maybe_retry(f))
+        return;
+    f->err = err;
     int was_active = f->began;
     if (list_linked(&f->qlink))
         list_remove(&f->qlink);
@@ -332,14 +474,10 @@ static void finish(vl_fetch *f, int err, const char *fmt, ...)
         dns_cancel(f->dq);
         f->dq = NULL;
     }
-    if (f->connector) {
-        connector_cancel(f->connector);
-        f->connector = NULL;
-    }
-    int reusable = !err && f->resp.complete && f->resp.keep_alive;
-    release_conn(f, reusable);
-    close_output(f, err != 0);
+    end_attempt(f, !err && f->resp.complete && f->resp.keep_alive, err != 0);
     close_body_source(f);
+    vl_timer_stop(&f->deadline_timer);
+    decoder_free(&f->dec);
     f->t_end = now_us(f);
     set_state(f, err ? F_FAILED : F_DONE);
     if (f->host) {
@@ -412,6 +550,31 @@ static int sink_body(void *data, const char *chunk, size_t len)
     return 0;
 }
 
+static int will_follow(const vl_fetch *f);
+
+/* Raw (possibly encoded) body bytes from the parser. */
+static int raw_body(void *data, const char *chunk, size_t len)
+{
+    vl_fetch *f = data;
+    if (will_follow(f))
+        return 0; /* a redirect's own body is read and dropped */
+    if (!f->dec_checked) {
+        f->dec_checked = 1;
+        enum decode_kind k = f->cl->opts.decompress ? decode_kind_of(f->resp.hdr[HH_CONTENT_ENCODING])
+                                                    : DECODE_NONE;
+        if (decoder_init(&f->dec, k) < 0) {
+            vl_fmt(f->resp.err, sizeof(f->resp.err), "decode: cannot start zlib");
+            return f->sink_err = -VL_EDECODE;
+        }
+    }
+    if (f->dec.kind == DECODE_NONE)
+        return sink_body(f, chunk, len);
+    int rc = decoder_feed(&f->dec, chunk, len, sink_body, f, f->resp.err, sizeof(f->resp.err));
+    if (rc == -VL_EDECODE)
+        f->sink_err = rc;
+    return rc;
+}
+
 /* ------------------------------------------------------- request building */
 
 static int build_head(vl_fetch *f)
@@ -460,7 +623,10 @@ static void start_exchange(vl_fetch *f)
         lseek(f->body_fd, 0, SEEK_SET);
     http_resp_free(&f->resp);
     const char *m = f->method ? f->method : "";
-    http_resp_init(&f->resp, f->cl->opts.max_header_bytes, strcmp(m, "HEAD") == 0, sink_body, f);
+    http_resp_init(&f->resp, f->cl->opts.max_header_bytes, strcmp(m, "HEAD") == 0, raw_body, f);
+    decoder_free(&f->dec);
+    f->dec_checked = 0;
+    f->bytes = 0;
     set_state(f, F_SENDING);
     do_send(f);
 }
@@ -553,10 +719,108 @@ static int retry_stale(vl_fetch *f)
     return 1;
 }
 
+/* ---------------------------------------------------------------- redirects */
+
+static int is_redirect(int s) { return s == 301 || s == 302 || s == 303 || s == 307 || s == 308; }
+
+static int will_follow(const vl_fetch *f)
+{
+    return f->resp.headers_done && is_redirect(f->resp.status) && f->cl->opts.max_redirs > 0 &&
+           f->resp.hdr[HH_LOCATION] != NULL;
+}
+
+/* Credentials set with -H go to the origin they were meant for only. */
+static void drop_credentials(vl_fetch *f)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < f->nheaders; i++) {
+        if (http_header_is(f->headers[i], "Authorization") || http_header_is(f->headers[i], "Cookie"))
+            free(f->headers[i]);
+        else
+            f->headers[kept++] = f->headers[i];
+    }
+    f->nheaders = kept;
+}
+
+/* RFC 9110 §15.4: 303 turns any method but HEAD into GET; 301/302 after a
+ * POST do too, as browsers, curl and requests do; 307/308 keep both. */
+static void rewrite_method(vl_fetch *f, int status)
+{
+    const char *m = effective_method(f);
+    int to_get = status == 303 ? strcmp(m, "HEAD") != 0
+                               : (status == 301 || status == 302) && strcmp(m, "POST") == 0;
+    if (!to_get)
+        return;
+    free(f->method);
+    f->method = NULL;
+    free(f->body);
+    f->body = NULL;
+    free(f->body_file);
+    f->body_file = NULL;
+    close_body_source(f);
+    f->body_total = f->body_len = 0;
+}
+
+static void follow_redirect(vl_fetch *f)
+{
+    vl_client *cl = f->cl;
+    const char *loc = f->resp.hdr[HH_LOCATION];
+    if (f->redirects >= cl->opts.max_redirs) {
+        finish(f, -VL_EREDIRECT, "redirect: too many redirects (%d)", cl->opts.max_redirs);
+        return;
+    }
+    char *next = url_resolve(f->cur_url ? f->cur_url : f->url_str, loc);
+    struct url nu;
+    char err[256];
+    if (!next) {
+        finish(f, -VL_EREDIRECT, "redirect: malformed Location '%.200s'", loc);
+        return;
+    }
+    if (url_parse(next, &nu, err, sizeof(err)) < 0) {
+        finish(f, -VL_EREDIRECT, "redirect: %s in Location '%.200s'", err, next);
+        free(next);
+        return;
+    }
+    client_trace(cl, "fetch#%llu redirect %d (%d of %d) -> %s", (unsigned long long)f->id,
+                 f->resp.status, f->redirects + 1, cl->opts.max_redirs, next);
+    rewrite_method(f, f->resp.status);
+    if (strcmp(nu.host, f->url.host) != 0 || nu.port != f->url.port || nu.https != f->url.https)
+        drop_credentials(f);
+    end_attempt(f, f->resp.complete && f->resp.keep_alive, 0);
+    if (strcmp(nu.key, f->url.key) != 0) {
+        kick_host(cl, f->host);
+        pool_host_put(&cl->pool, f->host);
+        f->host = pool_host_get(&cl->pool, nu.key);
+    }
+    url_free(&f->url);
+    f->url = nu;
+    free(f->cur_url);
+    f->cur_url = next;
+    f->redirects++;
+    f->reused = 0;
+    f->t_dns0 = f->t_dns = f->t_conn = f->t_tls = 0;
+    if (!f->host || build_head(f) < 0) {
+        finish(f, -ENOMEM, "out of memory");
+        return;
+    }
+    set_state(f, F_QUEUED);
+    try_acquire(f);
+}
+
 static void response_complete(vl_fetch *f, int leftover)
 {
     if (leftover)
         f->resp.keep_alive = 0; /* bytes after the response: never reuse */
+    if (will_follow(f)) {
+        follow_redirect(f);
+        return;
+    }
+    if (f->dec_checked && decoder_finish(&f->dec, f->resp.err, sizeof(f->resp.err)) < 0) {
+        finish(f, -VL_EDECODE, "%s", f->resp.err);
+        return;
+    }
+    if (transient_status(f->resp.status) && f->cl->opts.retry && !f->no_retry && maybe_retry(f))
+        return;
     if (f->output_file && f->out_fd < 0 && open_output(f) < 0) {
         finish(f, -VL_EIO, "%s", f->resp.err);
         return;
@@ -565,8 +829,6 @@ static void response_complete(vl_fetch *f, int leftover)
         finish(f, -VL_ESTATUS, "http: status %d", f->resp.status);
         return;
     }
-    if (f->conn)
-        f->conn->requests++;
     finish(f, 0, NULL);
 }
 
@@ -756,9 +1018,13 @@ static void try_acquire(vl_fetch *f)
             list_insert_tail(&f->host->waiters, &f->qlink);
             return;
         }
-        f->t_start = now_us(f);
-        timer_start_us(&f->total_timer, (uint64_t)(cl->opts.timeout_s * 1e6));
-        f->attempts = 1;
+        if (!f->t_start)
+            f->t_start = now_us(f);
+        /* --timeout: one attempt, redirects included */
+        if (!vl_timer_active(&f->total_timer))
+            timer_start_us(&f->total_timer, (uint64_t)(cl->opts.timeout_s * 1e6));
+        if (!f->attempts)
+            f->attempts = 1;
         if (c) {
             adopt_conn(f, c);
             return;
@@ -782,6 +1048,8 @@ static void begin(vl_fetch *f)
     vl_client *cl = f->cl;
     cl->active++;
     f->began = 1;
+    if (cl->opts.retry && cl->opts.retry_max_time_s > 0)
+        timer_start_us(&f->deadline_timer, (uint64_t)(cl->opts.retry_max_time_s * 1e6));
     f->host = pool_host_get(&cl->pool, f->url.key);
     if (!f->host) {
         finish(f, -ENOMEM, "out of memory");
@@ -846,7 +1114,8 @@ int vl_fetch_start(vl_client *cl, const vl_request *req, vl_result_cb *cb, void 
     list_init(&f->clink);
     timer_init(&f->phase_timer, cl->loop, on_phase_timeout, f);
     timer_init(&f->total_timer, cl->loop, on_total_timeout, f);
-    http_resp_init(&f->resp, cl->opts.max_header_bytes, 0, sink_body, f);
+    timer_init(&f->deadline_timer, cl->loop, on_deadline, f);
+    http_resp_init(&f->resp, cl->opts.max_header_bytes, 0, raw_body, f);
     cl->nfetches++;
     if (out)
         *out = f;
