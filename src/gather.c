@@ -95,6 +95,8 @@ int vl_gather(vl_client *cl, int window, vl_next_cb *next, void *next_data, vl_r
 {
     int done = 0;
     vl_gather_op *g;
+    if (cl->loop->socket_cb)
+        return -EINVAL; /* the host drives this loop: use vl_gather_start */
     int rc = vl_gather_start(cl, window, next, next_data, res, result_data, mark_done, &done, &g);
     if (rc < 0)
         return rc;

@@ -12,6 +12,7 @@
 #include "volley.h"
 
 #define HDR_VALUE_MAX 8192
+#define CHUNK_EXT_MAX 4096
 
 /* ---------------------------------------------------------------- request */
 
@@ -184,7 +185,31 @@ static int on_headers_complete(llhttp_t *p)
     r->chunked = (p->flags & F_CHUNKED) != 0;
     r->has_content_length = (p->flags & F_CONTENT_LENGTH) != 0;
     r->content_length = p->content_length;
-    return r->head_request ? 1 : 0;
+    /* RFC 9110 §6.4.1: no body after HEAD, 204 or 304, whatever
+     * Content-Length says (a 304's describes the representation). */
+    if (r->head_request || status == 204 || status == 304)
+        return 1;
+    if (r->chunked) {
+        r->chunk_pause = 1; /* the first chunk-size line is next */
+        return HPE_PAUSED;
+    }
+    return 0;
+}
+
+static int on_chunk_header(llhttp_t *p)
+{
+    if (p->content_length == 0)
+        R(p)->last_chunk = 1;
+    return 0;
+}
+
+static int on_chunk_complete(llhttp_t *p)
+{
+    struct http_resp *r = R(p);
+    if (r->last_chunk)
+        return 0;
+    r->chunk_pause = 1; /* the next chunk-size line follows */
+    return HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -224,6 +249,8 @@ static const llhttp_settings_t *settings(void)
         s.on_headers_complete = on_headers_complete;
         s.on_body = on_body;
         s.on_message_complete = on_message_complete;
+        s.on_chunk_header = on_chunk_header;
+        s.on_chunk_complete = on_chunk_complete;
         init = 1;
     }
     return &s;
@@ -260,17 +287,63 @@ static void parse_error(struct http_resp *r, llhttp_errno_t e)
                reason ? reason : llhttp_errno_name(e));
 }
 
+/* One byte of a chunk-size line.  Chunk extensions are dropped here, before
+ * llhttp sees them: llhttp 8.1 (Debian's) rejects a valid ";a=1;b=2", and
+ * RFC 9112 §7.1.1 has recipients ignore extensions they do not know. */
+static llhttp_errno_t feed_chunk_line_byte(struct http_resp *r, char c)
+{
+    if (c == '\n') {
+        r->chunk_line = 0;
+        r->chunk_ext = 0;
+    } else if (r->chunk_ext && c != '\r') {
+        if (++r->chunk_ext > CHUNK_EXT_MAX) {
+            vl_fmt(r->err, sizeof(r->err), "http: chunk extension over %d bytes", CHUNK_EXT_MAX);
+            return HPE_USER;
+        }
+        return HPE_OK;
+    } else if (c == ';') {
+        r->chunk_ext = 1;
+        return HPE_OK;
+    }
+    return llhttp_execute(&r->parser, &c, 1);
+}
+
 long http_resp_feed(struct http_resp *r, const char *buf, size_t len)
 {
-    llhttp_errno_t e = llhttp_execute(&r->parser, buf, len);
-    if (e == HPE_OK)
-        return (long)len;
-    if (e == HPE_PAUSED && r->complete) {
-        const char *pos = llhttp_get_error_pos(&r->parser);
-        return pos ? (long)(pos - buf) : (long)len;
+    size_t off = 0;
+    while (off < len) {
+        llhttp_errno_t e;
+        const char *start = buf + off;
+        if (r->chunk_line) {
+            e = feed_chunk_line_byte(r, buf[off]);
+            off++;
+            if (e == HPE_OK)
+                continue;
+            start = NULL;
+        } else {
+            e = llhttp_execute(&r->parser, start, len - off);
+            if (e == HPE_OK)
+                return (long)len;
+        }
+        if (e == HPE_PAUSED && start) {
+            const char *pos = llhttp_get_error_pos(&r->parser);
+            size_t used = pos ? (size_t)(pos - start) : len - off;
+            if (r->complete)
+                return (long)(off + used);
+            if (r->chunk_pause) {
+                r->chunk_pause = 0;
+                r->chunk_line = 1;
+                llhttp_resume(&r->parser);
+                off += used;
+                continue;
+            }
+        } else if (e == HPE_PAUSED && r->complete) {
+            return (long)off; /* the last byte of a chunk line ended the message */
+        }
+        parse_error(r, e);
+        return -VL_EHTTP;
     }
-    parse_error(r, e);
-    return -VL_EHTTP;
+    return (long)len;
 }
 
 int http_resp_eof(struct http_resp *r)
@@ -279,7 +352,8 @@ int http_resp_eof(struct http_resp *r)
         return 0;
     if (r->headers_done && !r->chunked && !r->has_content_length) {
         /* RFC 9112 §6.3 rule 8: the body ends when the connection closes. */
-        if (llhttp_finish(&r->parser) == HPE_OK) {
+        llhttp_errno_t e = llhttp_finish(&r->parser);
+        if (e == HPE_OK || (e == HPE_PAUSED && r->complete)) {
             r->complete = 1;
             r->keep_alive = 0;
             return 0;

@@ -43,6 +43,10 @@ struct http_resp {
     uint64_t content_length;   /* valid when has_content_length */
     int has_content_length;
     int chunked;
+    int chunk_pause;           /* llhttp paused before a chunk-size line */
+    int chunk_line;            /* feeding a chunk-size line byte by byte */
+    int chunk_ext;             /* inside its extensions: bytes skipped */
+    int last_chunk;            /* the zero-size chunk was seen */
     uint64_t body_bytes;       /* raw (encoded) body bytes received */
     char fname[24];            /* the header name being read, if short */
     size_t fname_len;

@@ -15,6 +15,12 @@
 #include "loop.h"
 
 #define EVENTS_PER_WAIT 1024
+/* reported_us values besides a deadline: nothing pending, and "report next
+ * time whatever the deadline" (after the host's timer fired). */
+#define DEADLINE_NONE UINT64_MAX
+#define DEADLINE_UNKNOWN (UINT64_MAX - 1)
+
+static void report_deadline(vl_loop *loop);
 
 static uint64_t monotonic_us(void)
 {
@@ -48,6 +54,8 @@ vl_loop *vl_loop_new(void)
         free(loop);
         return NULL;
     }
+    loop->reported_us = DEADLINE_NONE;
+    loop->reporting_fd = -1;
     loop_update_time(loop);
     return loop;
 }
@@ -87,6 +95,28 @@ static int io_reserve(vl_loop *loop, int fd)
     return 0;
 }
 
+/* Tell whoever watches fds (the kernel through the backend, or the host's
+ * socket callback) that fd's interest goes from w->events to events. */
+static int report_interest(vl_loop *loop, int fd, struct io_watch *w, int events)
+{
+    loop->reporting_fd = fd;
+    int err = loop->socket_cb(loop, fd, events ? events : VL_POLL_REMOVE, loop->socket_user,
+                              w->socketp);
+    loop->reporting_fd = -1;
+    if (!events) {
+        w->socketp = NULL; /* the number may come back as another socket */
+        return 0;
+    }
+    return err < 0 ? err : 0;
+}
+
+static int set_interest(vl_loop *loop, int fd, struct io_watch *w, int events)
+{
+    if (loop->socket_cb)
+        return report_interest(loop, fd, w, events);
+    return backend_modify(loop, fd, w->events, events);
+}
+
 int vl_io_start(vl_loop *loop, int fd, int events, vl_io_cb *cb, void *data)
 {
     if (fd < 0)
@@ -98,7 +128,7 @@ int vl_io_start(vl_loop *loop, int fd, int events, vl_io_cb *cb, void *data)
         return err;
     struct io_watch *w = &loop->io[fd];
     if (w->events != events) {
-        err = backend_modify(loop, fd, w->events, events);
+        err = set_interest(loop, fd, w, events);
         if (err < 0)
             return err;
     }
@@ -119,7 +149,7 @@ int vl_io_modify(vl_loop *loop, int fd, int events)
     struct io_watch *w = &loop->io[fd];
     if (w->events == events)
         return 0; /* only touch the kernel when the set changes */
-    int err = backend_modify(loop, fd, w->events, events);
+    int err = set_interest(loop, fd, w, events);
     if (err < 0)
         return err;
     w->events = events;
@@ -131,7 +161,7 @@ int vl_io_stop(vl_loop *loop, int fd)
     if (fd < 0 || fd >= loop->io_cap || !loop->io[fd].events)
         return 0;
     struct io_watch *w = &loop->io[fd];
-    int err = backend_modify(loop, fd, w->events, 0);
+    int err = set_interest(loop, fd, w, 0);
     w->events = 0;
     w->cb = NULL;
     w->data = NULL;
@@ -212,14 +242,22 @@ int vl_timer_active(const vl_timer *t) { return t->heap_index != SIZE_MAX; }
 
 void vl_timer_stop(vl_timer *t)
 {
-    if (vl_timer_active(t))
-        heap_remove(t->loop, t);
+    if (!vl_timer_active(t))
+        return;
+    heap_remove(t->loop, t);
+    if (!t->loop->depth)
+        report_deadline(t->loop);
 }
 
 void timer_start_us(vl_timer *t, uint64_t timeout_us)
 {
     vl_loop *loop = t->loop;
-    vl_timer_stop(t);
+    /* Outside callbacks (a host starting a fetch from its own loop) the
+     * cached clock may be seconds old: a deadline from it would come early. */
+    if (!loop->depth)
+        loop_update_time(loop);
+    if (vl_timer_active(t))
+        heap_remove(loop, t);
     if (loop->heap_len == loop->heap_cap) {
         size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
         vl_timer **h = realloc(loop->heap, cap * sizeof(*h));
@@ -232,6 +270,8 @@ void timer_start_us(vl_timer *t, uint64_t timeout_us)
     t->seq = loop->timer_seq++;
     heap_set(loop, loop->heap_len++, t);
     heap_up(loop, t->heap_index);
+    if (!loop->depth)
+        report_deadline(loop);
 }
 
 void vl_timer_start(vl_timer *t, uint64_t timeout_ms) { timer_start_us(t, timeout_ms * 1000u); }
@@ -282,6 +322,8 @@ int vl_defer(vl_loop *loop, vl_defer_cb *cb, void *data)
     }
     loop->dq[(loop->dq_head + loop->dq_len) % loop->dq_cap] = (struct deferred){cb, data};
     loop->dq_len++;
+    if (!loop->depth)
+        report_deadline(loop);
     return 0;
 }
 
@@ -315,7 +357,7 @@ int vl_loop_timeout_ms(vl_loop *loop)
     return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
-int vl_loop_fd(const vl_loop *loop) { return backend_fd(loop); }
+int vl_loop_fd(const vl_loop *loop) { return loop->backend ? backend_fd(loop) : -1; }
 
 static int wait_timeout(vl_loop *loop, int requested)
 {
@@ -325,7 +367,22 @@ static int wait_timeout(vl_loop *loop, int requested)
     return (t < 0 || requested < t) ? requested : t;
 }
 
-int vl_loop_run_once(vl_loop *loop, int timeout_ms)
+/* Run fd's callback for the ready events it is watched for. */
+static int dispatch(vl_loop *loop, int fd, int events)
+{
+    /* An earlier callback in this batch may have stopped watching fd.
+     * Errors and hang-ups arrive as both events, so they always fire. */
+    if (fd < 0 || fd >= loop->io_cap)
+        return 0;
+    struct io_watch *w = &loop->io[fd];
+    int fired = events & w->events;
+    if (!fired)
+        return 0;
+    w->cb(loop, fd, fired, w->data);
+    return 1;
+}
+
+static int run_once(vl_loop *loop, int timeout_ms)
 {
     struct backend_event ev[EVENTS_PER_WAIT];
     loop_update_time(loop);
@@ -349,24 +406,19 @@ int vl_loop_run_once(vl_loop *loop, int timeout_ms)
     }
     if (n < 0)
         return n;
-    for (int i = 0; i < n; i++) {
-        int fd = ev[i].fd;
-        /* An earlier callback in this batch may have stopped watching fd. */
-        if (fd >= loop->io_cap)
-            continue;
-        struct io_watch *w = &loop->io[fd];
-        int fired = ev[i].events & w->events;
-        if (!fired) {
-            /* error/hang-up on an fd watched for one direction only */
-            if (w->events && ev[i].events == (VL_READ | VL_WRITE))
-                fired = w->events;
-            else
-                continue;
-        }
-        w->cb(loop, fd, fired, w->data);
-        ran++;
-    }
+    for (int i = 0; i < n; i++)
+        ran += dispatch(loop, ev[i].fd, ev[i].events);
     ran += run_timers(loop);
+    return ran;
+}
+
+int vl_loop_run_once(vl_loop *loop, int timeout_ms)
+{
+    if (loop->socket_cb)
+        return -EINVAL; /* the host waits for fds; see vl_socket_action */
+    loop->depth++;
+    int ran = run_once(loop, timeout_ms);
+    loop->depth--;
     return ran;
 }
 
@@ -382,4 +434,111 @@ int vl_loop_run(vl_loop *loop)
     }
     loop->stop = 0;
     return 0;
+}
+
+/* ------------------------------------------- embedding: socket callbacks */
+
+static uint64_t next_deadline(const vl_loop *loop)
+{
+    if (loop->dq_len)
+        return 0;
+    return loop->heap_len ? loop->heap[0]->deadline_us : DEADLINE_NONE;
+}
+
+/* Tell the host's timer callback the nearest deadline if it changed since
+ * the last report.  Called when a change happens outside callbacks, and once
+ * at the end of each action (inside them, changes only accumulate). */
+static void report_deadline(vl_loop *loop)
+{
+    if (!loop->timer_cb)
+        return;
+    uint64_t d = next_deadline(loop);
+    if (d == loop->reported_us)
+        return;
+    loop->reported_us = d;
+    int ms = -1;
+    if (d != DEADLINE_NONE) {
+        loop_update_time(loop);
+        uint64_t left = d > loop->now_us ? (d - loop->now_us + 999) / 1000 : 0;
+        ms = left > INT_MAX ? INT_MAX : (int)left;
+    }
+    loop->timer_cb(loop, ms, loop->timer_user);
+}
+
+int vl_loop_set_socket_cb(vl_loop *loop, vl_socket_cb *cb, void *user)
+{
+    if (loop->nwatched || loop->depth)
+        return -EBUSY;
+    if (cb && !loop->socket_cb) {
+        backend_free(loop); /* the host owns every fd, so we keep none */
+    } else if (!cb && loop->socket_cb) {
+        int err = backend_init(loop);
+        if (err == 0)
+            err = backend_resize(loop, EVENTS_PER_WAIT);
+        if (err < 0) {
+            backend_free(loop);
+            return err;
+        }
+    }
+    loop->socket_cb = cb;
+    loop->socket_user = user;
+    return 0;
+}
+
+int vl_loop_set_timer_cb(vl_loop *loop, vl_host_timer_cb *cb, void *user)
+{
+    loop->timer_cb = cb;
+    loop->timer_user = user;
+    loop->reported_us = DEADLINE_NONE; /* the host has no timer armed yet */
+    report_deadline(loop);
+    return 0;
+}
+
+int vl_socket_assign(vl_loop *loop, int fd, void *socketp)
+{
+    if (fd < 0 || fd >= loop->io_cap || (!loop->io[fd].events && fd != loop->reporting_fd))
+        return -ENOENT;
+    loop->io[fd].socketp = socketp;
+    return 0;
+}
+
+static int action_enter(vl_loop *loop)
+{
+    if (!loop->socket_cb)
+        return -EINVAL;
+    if (loop->depth)
+        return -EBUSY; /* called from inside a volley callback */
+    loop->depth++;
+    loop_update_time(loop);
+    loop->iteration++;
+    return 0;
+}
+
+/* The rest of one iteration: expired timers, then deferred callbacks (the
+ * ones queued before this point; what they queue is reported as 0 ms). */
+static int action_leave(vl_loop *loop, int ran)
+{
+    ran += run_timers(loop);
+    ran += run_deferred(loop);
+    loop->depth--;
+    report_deadline(loop);
+    return ran;
+}
+
+int vl_socket_action(vl_loop *loop, int fd, int events)
+{
+    int err = action_enter(loop);
+    if (err < 0)
+        return err;
+    int ran = dispatch(loop, fd, events & (VL_READ | VL_WRITE));
+    return action_leave(loop, ran);
+}
+
+int vl_timeout_action(vl_loop *loop)
+{
+    int err = action_enter(loop);
+    if (err < 0)
+        return err;
+    loop->reported_us = DEADLINE_UNKNOWN; /* the host's one-shot timer is spent */
+    return action_leave(loop, 0);
 }

@@ -22,6 +22,7 @@ struct io_watch {
     int events;          /* interest; 0 = not watched */
     vl_io_cb *cb;
     void *data;
+    void *socketp;       /* the host's pointer (vl_socket_assign), socket-callback mode */
 };
 
 struct deferred {
@@ -46,6 +47,14 @@ struct vl_loop {
     void *trace_data;
     uint64_t (*clock)(void *data); /* tests substitute a fake clock */
     void *clock_data;
+    int depth;                   /* > 0 while volley runs callbacks (run_once, actions) */
+    /* Embedding through socket callbacks (volley.h): the host owns every fd. */
+    vl_socket_cb *socket_cb;     /* NULL: the backend watches fds */
+    void *socket_user;
+    vl_host_timer_cb *timer_cb;
+    void *timer_user;
+    uint64_t reported_us;        /* deadline last reported to timer_cb */
+    int reporting_fd;            /* fd inside socket_cb, else -1 */
 };
 
 /* Embedded timers: init once, then start/stop as often as needed. */
