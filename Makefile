@@ -11,7 +11,7 @@ WFLAGS  := -std=c11 -Wall -Wextra -Werror
 CPPFLAGS_ALL := -D_GNU_SOURCE -DVL_VERSION_STRING=\"$(VERSION)\" -Iinclude -Isrc \
                 -I/usr/share/include/llhttp
 ALL_CFLAGS = $(WFLAGS) $(CFLAGS) $(SAN_FLAGS) -fPIC $(CPPFLAGS_ALL)
-DEP_LIBS := -lmbedtls -lmbedx509 -lmbedcrypto -lcares -lz -luriparser
+DEP_LIBS := -lmbedtls -lmbedx509 -lmbedcrypto -lcares -lz -luriparser -lpthread
 LDFLAGS_ALL = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRCS := $(sort $(wildcard src/*.c))

@@ -4,6 +4,7 @@
  * length of the list. */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include "client.h"
 #include "loop.h"
@@ -71,6 +72,17 @@ int vl_gather_start(vl_client *cl, int window, vl_next_cb *next, void *next_data
         return -ENOMEM;
     g->cl = cl;
     g->window = window > 0 ? window : cl->opts.concurrency;
+    /* Keep the window below the open-file limit: each fetch may hold a
+     * socket, a second happy-eyeballs attempt and an output file.  Running
+     * out of fds must be an error result (EMFILE), never a stall. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        long room = ((long)rl.rlim_cur - 32) / 3;
+        if (room < 1)
+            room = 1;
+        if (g->window > room)
+            g->window = (int)room;
+    }
     g->next = next;
     g->next_data = next_data;
     g->on_result = res;

@@ -3,6 +3,7 @@
  * prints one record per URL plus a summary.  Uses only volley.h. */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,23 +15,33 @@
 
 #include "cli.h"
 
+/* The URL stream, shared by the worker threads (one lock, taken once per
+ * URL: negligible next to a request). */
 struct input {
     struct cli_opts *o;
+    pthread_mutex_t lock;
     int argi;
     FILE *f;
     char *line;
     size_t cap;
     int64_t index;
-    char path[4096];            /* -o: the file for the current request */
 };
 
-struct run {
+/* One loop, one client, its share of the window; -t N runs N of these. */
+struct worker {
+    struct input *in;
     struct cli_opts *o;
-    FILE *out;
-    int out_tty;
+    pthread_t thread;
+    int window;
+    char *url;                  /* the current request's URL (owned) */
+    char path[4096];            /* -o: the file for the current request */
     struct cli_stats st;
-    struct timespec t0;
+    int rc;
+    char err[256];
 };
+
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+static int out_tty;
 
 static double since(const struct timespec *t0)
 {
@@ -52,7 +63,7 @@ static char *clean_line(char *s)
 
 /* "DIR/INDEX-NAME": stable for a run and never colliding, since the index
  * is unique; NAME is the URL's last path segment, made safe. */
-static void output_path(struct input *in, const char *url)
+static void output_path(char *out, size_t outlen, const char *dir, int64_t index, const char *url)
 {
     const char *p = strstr(url, "://");
     p = p ? p + 3 : url;
@@ -74,24 +85,42 @@ static void output_path(struct input *in, const char *url)
     name[n] = '\0';
     if (n == 0 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         snprintf(name, sizeof(name), "index");
-    snprintf(in->path, sizeof(in->path), "%s/%lld-%s", in->o->output_dir, (long long)in->index, name);
+    snprintf(out, outlen, "%s/%lld-%s", dir, (long long)index, name);
+}
+
+/* The next URL and its index, or NULL at the end; under in->lock. */
+static char *take_url(struct input *in, int64_t *index)
+{
+    struct cli_opts *o = in->o;
+    char *url = NULL;
+    pthread_mutex_lock(&in->lock);
+    if (in->argi < o->nurls) {
+        url = strdup(o->urls[in->argi++]);
+    } else {
+        while (in->f && getline(&in->line, &in->cap, in->f) >= 0) {
+            char *u = clean_line(in->line);
+            if (u) {
+                url = strdup(u);
+                break;
+            }
+        }
+    }
+    if (url)
+        *index = in->index++;
+    pthread_mutex_unlock(&in->lock);
+    return url;
 }
 
 static int next_request(void *data, vl_request *req)
 {
-    struct input *in = data;
-    struct cli_opts *o = in->o;
-    const char *url = NULL;
-    if (in->argi < o->nurls) {
-        url = o->urls[in->argi++];
-    } else {
-        while (in->f && getline(&in->line, &in->cap, in->f) >= 0)
-            if ((url = clean_line(in->line)))
-                break;
-        if (!url)
-            return 0;
-    }
-    req->url = url;
+    struct worker *w = data;
+    struct cli_opts *o = w->o;
+    int64_t index;
+    free(w->url);
+    w->url = take_url(w->in, &index);
+    if (!w->url)
+        return 0;
+    req->url = w->url;
     req->method = o->method;
     req->headers = o->headers;
     req->nheaders = o->nheaders;
@@ -100,27 +129,29 @@ static int next_request(void *data, vl_request *req)
         req->body_len = strlen(o->data);
     }
     req->body_file = o->data_file;
-    req->index = in->index;
+    req->index = index;
     if (o->output_dir) {
-        output_path(in, url);
-        req->output_file = in->path;
+        output_path(w->path, sizeof(w->path), o->output_dir, index, w->url);
+        req->output_file = w->path;
     }
-    in->index++;
     return 1;
 }
 
+/* Records are written whole, one thread at a time. */
 static void on_result(const vl_result *r, void *data)
 {
-    struct run *run = data;
-    run->st.urls++;
+    struct worker *w = data;
+    w->st.urls++;
     if (r->ok)
-        run->st.ok++;
+        w->st.ok++;
     else
-        run->st.failed++;
-    run->st.bytes += r->bytes;
-    out_record(run->out, r, run->o->json);
-    if (run->out_tty)
-        fflush(run->out);
+        w->st.failed++;
+    w->st.bytes += r->bytes;
+    pthread_mutex_lock(&out_lock);
+    out_record(stdout, r, w->o->json);
+    if (out_tty)
+        fflush(stdout);
+    pthread_mutex_unlock(&out_lock);
 }
 
 static void trace_line(void *data, const char *line)
@@ -171,15 +202,40 @@ static void fit_fd_limit(struct cli_opts *o)
     }
 }
 
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    vl_client_opts co = w->o->client;
+    vl_client *client = NULL;
+    vl_loop *loop = vl_loop_new();
+    w->rc = -ENOMEM;
+    if (!loop) {
+        snprintf(w->err, sizeof(w->err), "cannot create the event loop");
+        return NULL;
+    }
+    if (w->o->verbose)
+        vl_loop_set_trace(loop, trace_line, NULL);
+    co.concurrency = w->window;
+    w->rc = vl_client_new(loop, &co, &client, w->err, sizeof(w->err));
+    if (w->rc == 0)
+        w->rc = vl_gather(client, w->window, next_request, w, on_result, w);
+    if (w->rc > 0)
+        w->rc = 0; /* failed fetches are counted in st, not an error of the run */
+    vl_client_free(client);
+    vl_loop_free(loop);
+    free(w->url);
+    w->url = NULL;
+    return NULL;
+}
+
 static int run_cli(struct cli_opts *o)
 {
     struct input in = {.o = o};
-    struct run run = {.o = o, .out = stdout};
-    vl_loop *loop = NULL;
-    vl_client *client = NULL;
-    char err[256] = "";
-    int status = 1;
+    struct cli_stats st = {0};
+    struct timespec t0;
+    int status = 1, nthreads = o->threads;
 
+    pthread_mutex_init(&in.lock, NULL);
     if (o->input) {
         in.f = strcmp(o->input, "-") == 0 ? stdin : fopen(o->input, "re");
         if (!in.f) {
@@ -191,43 +247,64 @@ static int run_cli(struct cli_opts *o)
         fprintf(stderr, "volley: cannot create %s: %s (each fetch will fail)\n", o->output_dir,
                 strerror(errno));
     fit_fd_limit(o);
+    if (nthreads > o->client.concurrency)
+        nthreads = o->client.concurrency;
     if (o->verbose) {
         o->client.trace = trace_line;
         o->client.trace_data = NULL;
     }
-    loop = vl_loop_new();
-    if (!loop) {
-        fprintf(stderr, "volley: cannot create the event loop\n");
-        goto out;
-    }
-    if (o->verbose)
-        vl_loop_set_trace(loop, trace_line, NULL);
-    int rc = vl_client_new(loop, &o->client, &client, err, sizeof(err));
-    if (rc < 0) {
-        fprintf(stderr, "volley: %s\n", err[0] ? err : vl_strerror(rc));
-        status = rc == -VL_EUSAGE ? 2 : 1;
-        goto out;
-    }
-    run.out_tty = isatty(fileno(stdout));
-    if (!run.out_tty)
+    out_tty = isatty(fileno(stdout));
+    if (!out_tty)
         setvbuf(stdout, NULL, _IOFBF, 1 << 16);
-    clock_gettime(CLOCK_MONOTONIC, &run.t0);
-    rc = vl_gather(client, o->client.concurrency, next_request, &in, on_result, &run);
-    double secs = since(&run.t0);
+    struct worker *w = calloc((size_t)nthreads, sizeof(*w));
+    if (!w)
+        goto out;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < nthreads; i++) {
+        w[i].in = &in;
+        w[i].o = o;
+        /* the window split evenly, the remainder to the first threads */
+        w[i].window = o->client.concurrency / nthreads + (i < o->client.concurrency % nthreads);
+    }
+    if (nthreads == 1) {
+        worker_main(&w[0]);
+    } else {
+        for (int i = 0; i < nthreads; i++)
+            if (pthread_create(&w[i].thread, NULL, worker_main, &w[i]) != 0) {
+                w[i].rc = -errno;
+                snprintf(w[i].err, sizeof(w[i].err), "cannot start thread %d", i);
+                w[i].thread = 0;
+            }
+        for (int i = 0; i < nthreads; i++)
+            if (w[i].thread)
+                pthread_join(w[i].thread, NULL);
+    }
+    double secs = since(&t0);
+    int rc = 0;
+    for (int i = 0; i < nthreads; i++) {
+        st.urls += w[i].st.urls;
+        st.ok += w[i].st.ok;
+        st.failed += w[i].st.failed;
+        st.bytes += w[i].st.bytes;
+        if (w[i].rc < 0) {
+            fprintf(stderr, "volley: %s\n", w[i].err[0] ? w[i].err : vl_strerror(w[i].rc));
+            rc = w[i].rc;
+        }
+    }
     fflush(stdout);
     fprintf(stderr, "volley: %llu URLs, %llu ok, %llu failed, %llu bytes in %.3f s (%.1f req/s)\n",
-            (unsigned long long)run.st.urls, (unsigned long long)run.st.ok,
-            (unsigned long long)run.st.failed, (unsigned long long)run.st.bytes, secs,
-            secs > 0 ? (double)run.st.urls / secs : 0.0);
-    if (rc < 0)
-        fprintf(stderr, "volley: %s\n", vl_strerror(rc));
-    status = (rc == 0 && run.st.failed == 0) ? 0 : 1;
+            (unsigned long long)st.urls, (unsigned long long)st.ok, (unsigned long long)st.failed,
+            (unsigned long long)st.bytes, secs, secs > 0 ? (double)st.urls / secs : 0.0);
+    if (rc == -VL_EUSAGE)
+        status = 2;
+    else
+        status = (rc == 0 && st.failed == 0) ? 0 : 1;
 out:
-    vl_client_free(client);
-    vl_loop_free(loop);
+    free(w);
     if (in.f && in.f != stdin)
         fclose(in.f);
     free(in.line);
+    pthread_mutex_destroy(&in.lock);
     return status;
 }
 
