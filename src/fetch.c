@@ -614,6 +614,21 @@ static int open_body_source(vl_fetch *f)
 
 static void want(vl_fetch *f, int events) { vl_io_modify(f->cl->loop, f->conn->fd, events); }
 
+/* After a connection op: -EAGAIN waits for what the connection wants, other
+ * errors end the fetch as err_kind.  1 when the caller must stop here. */
+static int waits_or_fails(vl_fetch *f, long rc, int err_kind)
+{
+    if (rc == -EAGAIN) {
+        want(f, f->conn->want);
+        return 1;
+    }
+    if (rc < 0) {
+        finish(f, err_kind, "%s", f->conn->err);
+        return 1;
+    }
+    return 0;
+}
+
 static void start_exchange(vl_fetch *f)
 {
     f->head_off = 0;
@@ -670,14 +685,8 @@ static void do_send(vl_fetch *f)
         if (n == 0)
             break;
         ssize_t w = c->ops->writev(c, iov, n);
-        if (w == -EAGAIN) {
-            want(f, c->want);
+        if (waits_or_fails(f, w, -VL_EIO))
             return;
-        }
-        if (w < 0) {
-            finish(f, -VL_EIO, "%s", c->err);
-            return;
-        }
         f->last_io = now_us(f);
         size_t hw = f->head_len - f->head_off;
         if ((size_t)w <= hw) {
@@ -883,15 +892,8 @@ static void do_read(vl_fetch *f)
 static void do_handshake(vl_fetch *f)
 {
     struct conn *c = f->conn;
-    int rc = c->ops->handshake(c);
-    if (rc == -EAGAIN) {
-        want(f, c->want);
+    if (waits_or_fails(f, c->ops->handshake(c), -VL_ETLS))
         return;
-    }
-    if (rc < 0) {
-        finish(f, -VL_ETLS, "%s", c->err);
-        return;
-    }
     f->t_tls = now_us(f);
     if (f->cl->opts.trace) {
         char desc[256];
