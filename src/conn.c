@@ -165,9 +165,11 @@ static void failure_message(const struct connector *k, int primary, char *msg, s
     }
     vl_fmt(msg, len, "connect: ");
     for (int j = 0; j < nerrs; j++) {
-        const char *what = (errs[j] == EMFILE || errs[j] == ENFILE) ? "too many open files" : strerror(errs[j]);
+        const char *what =
+            (errs[j] == EMFILE || errs[j] == ENFILE) ? "too many open files" : strerror(errs[j]);
         used = strlen(msg);
-        vl_fmt(msg + used, len - used, "%s%c%s (", j ? "; " : "", tolower((unsigned char)what[0]), what + 1);
+        vl_fmt(msg + used, len - used, "%s%c%s (", j ? "; " : "", tolower((unsigned char)what[0]),
+               what + 1);
         for (int i = 0, first = 1; i < k->next; i++) {
             char peer[64];
             if (k->att[i].err != errs[j])
@@ -197,8 +199,8 @@ static void finish(struct connector *k, int fd, int idx)
         sockaddr_format(&k->addrs.addr[idx].sa, peer, sizeof(peer));
         if (k->trace) {
             char line[160];
-            vl_fmt(line, sizeof(line), "connected to %s (attempt %d/%d) after %.1f ms", peer, idx + 1,
-                   k->addrs.n, (double)(loop_now_us(k->loop) - k->start_us) / 1000.0);
+            vl_fmt(line, sizeof(line), "connected to %s (attempt %d/%d) after %.1f ms", peer,
+                   idx + 1, k->addrs.n, (double)(loop_now_us(k->loop) - k->start_us) / 1000.0);
             k->trace(k->data, line);
         }
         vl_io_stop(k->loop, fd);

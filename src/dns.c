@@ -129,8 +129,9 @@ static void format_addrs(const struct addr_list *l, char *buf, size_t len)
     buf[0] = '\0';
     for (int i = 0; i < l->n && used + 2 < len; i++) {
         char ip[INET6_ADDRSTRLEN];
-        const void *a = l->addr[i].sa.sa_family == AF_INET6 ? (const void *)&l->addr[i].in6.sin6_addr
-                                                            : (const void *)&l->addr[i].in4.sin_addr;
+        const void *a = l->addr[i].sa.sa_family == AF_INET6
+                            ? (const void *)&l->addr[i].in6.sin6_addr
+                            : (const void *)&l->addr[i].in4.sin_addr;
         inet_ntop(l->addr[i].sa.sa_family, a, ip, sizeof(ip));
         vl_fmt(buf + used, len - used, "%s%s", i ? ", " : "", ip);
         used += strlen(buf + used);
@@ -164,8 +165,8 @@ static int valid_host_name(const char *host)
             if (label == 0)
                 return 0;
             label = 0;
-        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                   ch == '-' || ch == '_') {
+        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                   (ch >= '0' && ch <= '9') || ch == '-' || ch == '_') {
             if (++label > 63)
                 return 0;
         } else {
@@ -205,8 +206,10 @@ static int parse_override(const char *spec, struct override *o, char *err, size_
     char *list = vl_strdup(c2 + 1);
     if (!list)
         return -ENOMEM;
-    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (o->addrs.n == CONNECT_MAX_ADDRS || !parse_ip(tok, o->port, &o->addrs.addr[o->addrs.n])) {
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (o->addrs.n == CONNECT_MAX_ADDRS ||
+            !parse_ip(tok, o->port, &o->addrs.addr[o->addrs.n])) {
             free(list);
             goto bad;
         }
@@ -353,8 +356,8 @@ static void entry_free(struct dns_entry *e)
  * evictable until they all have it. */
 static int entry_settled_idle(const struct dns_entry *e)
 {
-    return (e->state == ENTRY_POSITIVE || e->state == ENTRY_NEGATIVE) && !vl_timer_active(&e->deliver) &&
-           !e->answering;
+    return (e->state == ENTRY_POSITIVE || e->state == ENTRY_NEGATIVE) &&
+           !vl_timer_active(&e->deliver) && !e->answering;
 }
 
 static int entry_expired(const struct dns_entry *e, uint64_t now_us)
@@ -443,7 +446,9 @@ static int settle_failure(struct dns_entry *e, int status)
 
 static int clamp_ttl(int ttl)
 {
-    return ttl < DNS_TTL_FLOOR_S ? DNS_TTL_FLOOR_S : ttl > DNS_TTL_CEILING_S ? DNS_TTL_CEILING_S : ttl;
+    return ttl < DNS_TTL_FLOOR_S     ? DNS_TTL_FLOOR_S
+           : ttl > DNS_TTL_CEILING_S ? DNS_TTL_CEILING_S
+                                     : ttl;
 }
 
 /* Copies up to CONNECT_MAX_ADDRS distinct addresses in c-ares's order
@@ -452,7 +457,8 @@ static void settle_answer(struct dns_entry *e, const struct ares_addrinfo *res)
 {
     int ttl = DNS_TTL_CEILING_S;
     e->addrs.n = 0;
-    for (const struct ares_addrinfo_node *a = res->nodes; a && e->addrs.n < CONNECT_MAX_ADDRS; a = a->ai_next) {
+    for (const struct ares_addrinfo_node *a = res->nodes; a && e->addrs.n < CONNECT_MAX_ADDRS;
+         a = a->ai_next) {
         union vl_sockaddr sa;
         memset(&sa, 0, sizeof(sa));
         if (a->ai_family == AF_INET && a->ai_addrlen >= sizeof(sa.in4))
@@ -519,9 +525,11 @@ static void trace_result(const struct dns_entry *e, int cached, dns_trace_cb *tr
     if (e->state == ENTRY_POSITIVE) {
         format_addrs(&e->addrs, list, sizeof(list));
         if (cached)
-            trace_line(trace, data, "dns: %s -> %s (cached, expires in %ld s)", e->name, list, left_s);
+            trace_line(trace, data, "dns: %s -> %s (cached, expires in %ld s)", e->name, list,
+                       left_s);
         else
-            trace_line(trace, data, "dns: %s -> %s (ttl %d s, %.1f ms)", e->name, list, e->ttl_s, ms);
+            trace_line(trace, data, "dns: %s -> %s (ttl %d s, %.1f ms)", e->name, list, e->ttl_s,
+                       ms);
     } else if (e->state == ENTRY_NEGATIVE && cached) {
         trace_line(trace, data, "%s (cached, expires in %ld s)", e->msg, left_s);
     } else {
@@ -567,8 +575,8 @@ static void describe_servers(struct dns *d)
         char ip[INET6_ADDRSTRLEN];
         int port = s->udp_port ? s->udp_port : 53;
         inet_ntop(s->family, &s->addr, ip, sizeof(ip));
-        vl_fmt(d->servers + used, sizeof(d->servers) - used, s->family == AF_INET6 ? "%s[%s]:%d" : "%s%s:%d",
-               used ? "," : "", ip, port);
+        vl_fmt(d->servers + used, sizeof(d->servers) - used,
+               s->family == AF_INET6 ? "%s[%s]:%d" : "%s%s:%d", used ? "," : "", ip, port);
         used += strlen(d->servers + used);
     }
     ares_free_data(list);
@@ -591,7 +599,8 @@ static int init_ares(struct dns *d, const vl_client_opts *opts, char *err, size_
     o.lookups = lookups;
     o.sock_state_cb = on_sock_state;
     o.sock_state_cb_data = d;
-    int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB;
+    int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS |
+               ARES_OPT_SOCK_STATE_CB;
     /* ares_library_init is needed on Windows only, and is not thread-safe. */
     int rc = ares_init_options(&d->channel, &o, mask);
     if (rc != ARES_SUCCESS) {
@@ -600,7 +609,8 @@ static int init_ares(struct dns *d, const vl_client_opts *opts, char *err, size_
         return rc == ARES_ENOMEM ? -ENOMEM : -VL_EDNS;
     }
     if (opts->dns_servers) {
-        rc = *opts->dns_servers ? ares_set_servers_ports_csv(d->channel, opts->dns_servers) : ARES_EBADSTR;
+        rc = *opts->dns_servers ? ares_set_servers_ports_csv(d->channel, opts->dns_servers)
+                                : ARES_EBADSTR;
         if (rc != ARES_SUCCESS) {
             vl_fmt(err, errlen, "--dns-servers: expected ADDR[:PORT][,ADDR[:PORT]...], got '%s'",
                    opts->dns_servers);
@@ -696,7 +706,8 @@ static int resolve_local(struct dns *d, const char *host, int port, struct addr_
 }
 
 /* The entry for host, fresh or just started; NULL when out of memory. */
-static struct dns_entry *lookup_entry(struct dns *d, const char *host, dns_trace_cb *trace, void *data)
+static struct dns_entry *lookup_entry(struct dns *d, const char *host, dns_trace_cb *trace,
+                                      void *data)
 {
     char key[DNS_NAME_MAX + 2];
     size_t n = strlen(host);
@@ -723,8 +734,8 @@ static struct dns_entry *lookup_entry(struct dns *d, const char *host, dns_trace
     if (!e)
         return NULL;
     d->stats.lookups++;
-    trace_line(trace, data, "dns: looking up %s (A+AAAA; hosts file, then %s; %d ms x %d tries)", e->name,
-               d->servers, DNS_TIMEOUT_MS, DNS_TRIES);
+    trace_line(trace, data, "dns: looking up %s (A+AAAA; hosts file, then %s; %d ms x %d tries)",
+               e->name, d->servers, DNS_TIMEOUT_MS, DNS_TRIES);
     struct ares_addrinfo_hints hints;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;

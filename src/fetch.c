@@ -265,9 +265,8 @@ static void release_conn(vl_fetch *f, int reusable)
     if (f->conn) {
         struct conn *c = f->conn;
         f->conn = NULL;
-        vl_io_stop(f->cl->loop, c->fd);
         c->owner = NULL;
-        pool_release(p, c, reusable);
+        pool_release(p, c, reusable); /* re-points or stops the fd's watcher */
     } else if (f->reserved) {
         pool_unreserve(p, f->host);
     }
@@ -945,7 +944,7 @@ static void on_connected(void *data, int fd, int err, const char *msg, const cha
     f->conn = c;
     c->owner = f;
     f->t_conn = now_us(f);
-    if (vl_io_start(cl->loop, fd, VL_WRITE, on_io, f) < 0) {
+    if (vl_io_start(cl->loop, fd, VL_READ, on_io, f) < 0) {
         finish(f, -VL_EIO, "loop: cannot watch fd %d", fd);
         return;
     }
@@ -1003,7 +1002,9 @@ static void adopt_conn(vl_fetch *f, struct conn *c)
     f->conn = c;
     c->owner = f;
     f->reused = 1;
-    if (vl_io_start(f->cl->loop, c->fd, VL_WRITE, on_io, f) < 0) {
+    /* Idle connections are watched for reading already: re-pointing the
+     * watcher costs no syscall, and the request is written at once. */
+    if (vl_io_start(f->cl->loop, c->fd, VL_READ, on_io, f) < 0) {
         finish(f, -VL_EIO, "loop: cannot watch fd %d", c->fd);
         return;
     }

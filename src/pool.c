@@ -115,8 +115,7 @@ struct conn *pool_take_idle(struct pool *p, struct host *h)
     list_remove(&c->link);
     list_remove(&c->lru);
     p->nidle--;
-    vl_io_stop(p->loop, c->fd);
-    return c;
+    return c; /* still watched for reading: the caller re-points the watcher */
 }
 
 int pool_reserve(struct pool *p, struct host *h)
