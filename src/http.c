@@ -51,7 +51,8 @@ static int empty_value(const char *line)
 
 int http_build_head(const struct http_head_spec *s, char **out, size_t *len)
 {
-    size_t cap = strlen(s->method) + strlen(s->target) + strlen(s->authority) + 256;
+    size_t cap = strlen(s->method) + strlen(s->target) + strlen(s->authority) +
+                 strlen(s->user_agent) + 256;
     for (size_t i = 0; i < s->nheaders; i++)
         cap += strlen(s->headers[i]) + 2;
     char *buf = malloc(cap);
@@ -128,6 +129,7 @@ static int on_header_field_complete(llhttp_t *p)
             if (vl_strcaseeq_n(r->fname, r->fname_len, names[i]))
                 r->capture = i;
     r->fname_len = 0;
+    r->value_start = 1;
     return 0;
 }
 
@@ -140,13 +142,18 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         return 0;
     char *old = r->hdr[r->capture];
     size_t olen = old ? strlen(old) : 0;
-    if (olen + len > HDR_VALUE_MAX)
+    /* RFC 9110 §5.3: a repeated field is its values joined with ", " */
+    const char *sep = (old && r->value_start) ? ", " : "";
+    size_t slen = strlen(sep);
+    r->value_start = 0;
+    if (olen + slen + len > HDR_VALUE_MAX)
         return 0;
-    char *v = realloc(old, olen + len + 1);
+    char *v = realloc(old, olen + slen + len + 1);
     if (!v)
         return -1;
-    memcpy(v + olen, at, len);
-    v[olen + len] = '\0';
+    memcpy(v + olen, sep, slen);
+    memcpy(v + olen + slen, at, len);
+    v[olen + slen + len] = '\0';
     r->hdr[r->capture] = v;
     return 0;
 }
@@ -310,6 +317,8 @@ static llhttp_errno_t feed_chunk_line_byte(struct http_resp *r, char c)
 
 long http_resp_feed(struct http_resp *r, const char *buf, size_t len)
 {
+    if (r->complete)
+        return 0; /* bytes after the response are not ours */
     size_t off = 0;
     while (off < len) {
         llhttp_errno_t e;

@@ -51,6 +51,7 @@ struct http_resp {
     char fname[24];            /* the header name being read, if short */
     size_t fname_len;
     int capture;               /* which HH_* the current value belongs to, or -1 */
+    int value_start;           /* the next value piece starts a new field line */
     char *hdr[HH_COUNT];       /* captured values (malloc'ed, bounded) */
     http_body_fn *on_body;
     void *data;

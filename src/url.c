@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
 #include <uriparser/Uri.h>
 
 #include "url.h"
@@ -94,6 +95,16 @@ int url_parse(const char *s, struct url *u, char *err, size_t errlen)
     for (char *p = u->host; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     int v6 = uri.hostData.ip6 != NULL;
+    if (v6) {
+        /* one spelling per address, so pool keys and origins compare equal */
+        char canon[INET6_ADDRSTRLEN];
+        if (!inet_ntop(AF_INET6, uri.hostData.ip6->data, canon, sizeof(canon)) ||
+            !(free(u->host), u->host = vl_strdup(canon))) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        hlen = strlen(canon);
+    }
     int deflt = u->port == (u->https ? 443 : 80);
     size_t alen = hlen + 16;
     u->authority = malloc(alen);
@@ -126,11 +137,29 @@ void url_free(struct url *u)
     memset(u, 0, sizeof(*u));
 }
 
+/* Replace the first "[...]" of url by "[host]"; frees url. */
+static char *respell_ip6(char *url, const char *host, size_t hlen)
+{
+    char *lb = strchr(url, '['), *rb = lb ? strchr(lb, ']') : NULL;
+    if (!rb)
+        return url;
+    size_t head = (size_t)(lb - url) + 1, tail = strlen(rb);
+    char *out = malloc(head + hlen + tail + 1);
+    if (out) {
+        memcpy(out, url, head);
+        memcpy(out + head, host, hlen);
+        memcpy(out + head + hlen, rb, tail + 1);
+    }
+    free(url);
+    return out;
+}
+
 char *url_resolve(const char *base, const char *ref)
 {
     UriUriA b, r, res;
     const char *ep;
     char *out = NULL;
+    int bracket_host = 0;
     if (uriParseSingleUriA(&b, base, &ep) != URI_SUCCESS)
         return NULL;
     if (uriParseSingleUriA(&r, ref, &ep) != URI_SUCCESS) {
@@ -138,6 +167,10 @@ char *url_resolve(const char *base, const char *ref)
         return NULL;
     }
     if (uriAddBaseUriA(&res, &r, &b) == URI_SUCCESS) {
+        /* uriparser writes IPv6 hosts out in full ([0000:...:0001]); a
+         * reference that kept the base's host keeps its spelling too. */
+        bracket_host = res.hostData.ip6 && b.hostData.ip6 &&
+                       memcmp(res.hostData.ip6->data, b.hostData.ip6->data, 16) == 0;
         int len = 0;
         if (uriToStringCharsRequiredA(&res, &len) == URI_SUCCESS) {
             out = malloc((size_t)len + 1);
@@ -148,6 +181,8 @@ char *url_resolve(const char *base, const char *ref)
         }
         uriFreeUriMembersA(&res);
     }
+    if (out && bracket_host)
+        out = respell_ip6(out, b.hostText.first, range_len(&b.hostText));
     uriFreeUriMembersA(&r);
     uriFreeUriMembersA(&b);
     return out;

@@ -43,6 +43,7 @@ static const char *config_fmt =
     "\"cancel.test\": {\"A\": [\"127.0.0.1\"], \"ttl\": 60, \"delay_ms\": 100},"
     "\"orphan.test\": {\"A\": [\"127.0.0.1\"], \"ttl\": 60, \"delay_ms\": 100},"
     "\"inside.test\": {\"A\": [\"127.0.0.1\"], \"ttl\": 60},"
+    "\"pin.test\": {\"A\": [\"127.0.0.1\"], \"ttl\": 1},"
     "\"free.test\": {\"A\": [\"127.0.0.1\"], \"ttl\": 60, \"delay_ms\": 300},"
     "\"over.test\": {\"A\": [\"127.0.0.1\"], \"ttl\": 60},"
     "\"ttl1.test\": {\"A\": [\"%s\"], \"ttl\": 1},"
@@ -65,7 +66,8 @@ static void write_config(const char *ttl1_addr)
 
 static const char *find_fakedns(void)
 {
-    static const char *const candidates[] = {"tests/servers/fakedns.py", "../tests/servers/fakedns.py",
+    static const char *const candidates[] = {"tests/servers/fakedns.py",
+                                             "../tests/servers/fakedns.py",
                                              "../../tests/servers/fakedns.py"};
     const char *dir = getenv("VOLLEY_SRCDIR");
     static char path[512];
@@ -96,7 +98,8 @@ static int start_server(void **state)
         prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive a killed test */
         dup2(out[1], 1);
         close(out[0]);
-        execlp("python3", "python3", script, "--config", config_path, "--stats", stats_path, (char *)NULL);
+        execlp("python3", "python3", script, "--config", config_path, "--stats", stats_path,
+               (char *)NULL);
         _exit(127);
     }
     close(out[1]);
@@ -169,9 +172,18 @@ struct waiter {
     int calls, err, port, n;
     char first[INET6_ADDRSTRLEN];
     char msg[256];
-    int resolve_inside;          /* cancel itself and resolve again from the callback */
+    const char *resolve_inside; /* cancel itself and resolve this again from the callback */
+    uint64_t jump_us;           /* ...after moving the fake clock this far */
     int inside_rc;
 };
+
+static uint64_t fake_us;
+
+static uint64_t fake_clock(void *data)
+{
+    (void)data;
+    return fake_us;
+}
 
 static double now_s(void)
 {
@@ -204,8 +216,9 @@ static void record(struct waiter *w, int err, const struct addr_list *addrs, con
         w->n = addrs->n;
         const union vl_sockaddr *a = &addrs->addr[0];
         w->port = ntohs(a->sa.sa_family == AF_INET6 ? a->in6.sin6_port : a->in4.sin_port);
-        inet_ntop(a->sa.sa_family, a->sa.sa_family == AF_INET6 ? (const void *)&a->in6.sin6_addr
-                                                                : (const void *)&a->in4.sin_addr,
+        inet_ntop(a->sa.sa_family,
+                  a->sa.sa_family == AF_INET6 ? (const void *)&a->in6.sin6_addr
+                                              : (const void *)&a->in4.sin_addr,
                   w->first, sizeof(w->first));
     } else {
         vl_fmt(w->msg, sizeof(w->msg), "%s", msg);
@@ -220,7 +233,12 @@ static void on_answer(void *data, int err, const struct addr_list *addrs, const 
         struct addr_list again;
         char m[256];
         dns_cancel(w->q); /* a no-op inside its own callback */
-        w->inside_rc = dns_resolve(w->fx->dns, "inside.test", 80, &again, on_answer, NULL, w, NULL, m);
+        if (w->jump_us) {
+            fake_us += w->jump_us;
+            loop_update_time(w->fx->loop);
+        }
+        w->inside_rc =
+            dns_resolve(w->fx->dns, w->resolve_inside, 80, &again, on_answer, NULL, w, NULL, m);
     }
 }
 
@@ -529,12 +547,32 @@ static void callback_may_cancel_itself_and_resolve_again(void **state)
 {
     (void)state;
     struct fixture *fx = fixture_new(servers_opt, NULL, 0);
-    struct waiter w = {.resolve_inside = 1};
+    struct waiter w = {.resolve_inside = "inside.test"};
     struct addr_list addrs;
     assert_int_equal(resolve(fx, "inside.test", 80, &w, &addrs), 0);
     run_idle(fx, 5);
     assert_int_equal(w.calls, 1);
     assert_int_equal(w.inside_rc, 1); /* the answer is cached by then */
+    fixture_free(fx);
+}
+
+/* A callback that finds the answer expired (the clock moved on while it
+ * ran) must not free the entry under the loop answering the next waiter. */
+static void entry_outlives_its_ttl_while_waiters_are_answered(void **state)
+{
+    (void)state;
+    struct fixture *fx = fixture_new(servers_opt, NULL, 0);
+    struct waiter a = {.resolve_inside = "pin.test", .jump_us = 5000000}, b = {0};
+    struct addr_list addrs;
+    fake_us = 1000000000u;
+    loop_set_clock(fx->loop, fake_clock, NULL);
+    assert_int_equal(resolve(fx, "pin.test", 80, &a, &addrs), 0);
+    assert_int_equal(resolve(fx, "pin.test", 81, &b, &addrs), 0);
+    run_until(fx, &b.calls, 1, 5);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(b.calls, 1);
+    assert_int_equal(b.port, 81);
+    assert_int_equal(a.inside_rc, 1);
     fixture_free(fx);
 }
 
@@ -670,6 +708,7 @@ int main(void)
         cmocka_unit_test(cancelled_waiter_is_never_called_and_the_others_are),
         cmocka_unit_test(lookup_whose_waiters_all_cancelled_still_fills_the_cache),
         cmocka_unit_test(callback_may_cancel_itself_and_resolve_again),
+        cmocka_unit_test(entry_outlives_its_ttl_while_waiters_are_answered),
         cmocka_unit_test(free_with_lookups_in_flight_calls_nobody),
         cmocka_unit_test(resolve_overrides_come_first_and_only_for_their_port),
         cmocka_unit_test(literals_and_localhost_never_ask_anyone),

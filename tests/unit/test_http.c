@@ -1,0 +1,835 @@
+/* test_http.c: request heads (http_build_head: defaults, -H overrides and
+ * removals, dropped credentials) and the response parser (http_resp_*):
+ * every body framing, interim responses, the header bound, each truncation
+ * and its message, bytes left over after a response, captured headers.
+ * Every response is parsed twice: in one piece and one byte per feed. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "http.h"
+#include "volley.h"
+
+/* ------------------------------------------------------------ request head */
+
+static char *build(const struct http_head_spec *spec)
+{
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(http_build_head(spec, &out, &len), 0);
+    assert_non_null(out);
+    if (len != strlen(out))
+        fail_msg("http_build_head: len %zu but the head is %zu bytes:\n%s", len, strlen(out), out);
+    return out;
+}
+
+static struct http_head_spec get_spec(void)
+{
+    struct http_head_spec s = {0};
+    s.method = "GET";
+    s.target = "/index.html?x=1";
+    s.authority = "example.com:8080";
+    s.user_agent = "volley/0.1.0";
+    return s;
+}
+
+static void expect_head(const char *got, const char *want)
+{
+    if (strcmp(got, want) != 0)
+        fail_msg("request head:\n--- expected\n%s--- got\n%s---", want, got);
+}
+
+/* Number of lines of head that start with "prefix" (case-sensitive). */
+static int count_lines(const char *head, const char *prefix)
+{
+    int n = 0;
+    size_t plen = strlen(prefix);
+    for (const char *p = head; p && *p; p = strstr(p, "\r\n"), p = p ? p + 2 : NULL)
+        if (strncmp(p, prefix, plen) == 0)
+            n++;
+    return n;
+}
+
+static void default_head_has_host_user_agent_accept_and_keep_alive(void **state)
+{
+    (void)state;
+    struct http_head_spec s = get_spec();
+    char *h = build(&s);
+    expect_head(h, "GET /index.html?x=1 HTTP/1.1\r\n"
+                   "Host: example.com:8080\r\n"
+                   "User-Agent: volley/0.1.0\r\n"
+                   "Accept: */*\r\n"
+                   "Connection: keep-alive\r\n"
+                   "\r\n");
+    free(h);
+}
+
+static void accept_encoding_is_sent_only_when_asked(void **state)
+{
+    (void)state;
+    struct http_head_spec s = get_spec();
+    char *h = build(&s);
+    assert_int_equal(count_lines(h, "Accept-Encoding:"), 0);
+    free(h);
+    s.accept_encoding = 1;
+    h = build(&s);
+    assert_int_equal(count_lines(h, "Accept-Encoding: gzip, deflate\r\n"), 1);
+    free(h);
+}
+
+static void body_adds_content_type_and_content_length(void **state)
+{
+    (void)state;
+    struct http_head_spec s = get_spec();
+    s.method = "POST";
+    s.has_body = 1;
+    s.body_len = 12345678901ull;
+    char *h = build(&s);
+    expect_head(h, "POST /index.html?x=1 HTTP/1.1\r\n"
+                   "Host: example.com:8080\r\n"
+                   "User-Agent: volley/0.1.0\r\n"
+                   "Accept: */*\r\n"
+                   "Connection: keep-alive\r\n"
+                   "Content-Type: application/x-www-form-urlencoded\r\n"
+                   "Content-Length: 12345678901\r\n"
+                   "\r\n");
+    free(h);
+    /* An empty body still says Content-Length: 0. */
+    s.body_len = 0;
+    h = build(&s);
+    assert_int_equal(count_lines(h, "Content-Length: 0\r\n"), 1);
+    free(h);
+}
+
+static void user_header_replaces_the_default_of_the_same_name(void **state)
+{
+    (void)state;
+    struct http_head_spec s = get_spec();
+    const char *hdrs[] = {"host: other.example", "User-Agent: curl/8", "ACCEPT: text/html",
+                          "Content-Type: application/json", "X-Extra: 1"};
+    s.headers = hdrs;
+    s.nheaders = 5;
+    s.method = "PUT";
+    s.has_body = 1;
+    s.body_len = 2;
+    char *h = build(&s);
+    expect_head(h, "PUT /index.html?x=1 HTTP/1.1\r\n"
+                   "Connection: keep-alive\r\n"
+                   "Content-Length: 2\r\n"
+                   "host: other.example\r\n"
+                   "User-Agent: curl/8\r\n"
+                   "ACCEPT: text/html\r\n"
+                   "Content-Type: application/json\r\n"
+                   "X-Extra: 1\r\n"
+                   "\r\n");
+    free(h);
+}
+
+static void header_with_empty_value_removes_the_default(void **state)
+{
+    (void)state;
+    struct http_head_spec s = get_spec();
+    const char *hdrs[] = {"User-Agent:", "Accept:  \t", "Connection:"};
+    s.headers = hdrs;
+    s.nheaders = 3;
+    s.accept_encoding = 1;
+    char *h = build(&s);
+    expect_head(h, "GET /index.html?x=1 HTTP/1.1\r\n"
+                   "Host: example.com:8080\r\n"
+                   "Accept-Encoding: gzip, deflate\r\n"
+                   "\r\n");
+    free(h);
+}
+
+static void header_named_like_a_prefix_of_a_default_does_not_replace_it(void **state)
+{
+    (void)state;
+    struct http_head_spec s = get_spec();
+    const char *hdrs[] = {"Hostname: x", "Accept-Language: en"};
+    s.headers = hdrs;
+    s.nheaders = 2;
+    char *h = build(&s);
+    assert_int_equal(count_lines(h, "Host: example.com:8080\r\n"), 1);
+    assert_int_equal(count_lines(h, "Accept: */*\r\n"), 1);
+    assert_int_equal(count_lines(h, "Hostname: x\r\n"), 1);
+    assert_int_equal(count_lines(h, "Accept-Language: en\r\n"), 1);
+    free(h);
+}
+
+static void drop_prefix_leaves_out_authorization_and_cookie(void **state)
+{
+    (void)state;
+    struct http_head_spec s = get_spec();
+    const char *hdrs[] = {"authorization: Bearer secret", "X-Keep: yes", "Cookie: a=b",
+                          "Authorization-Hint: kept"};
+    s.headers = hdrs;
+    s.nheaders = 4;
+    s.drop_prefix[0] = "Authorization";
+    s.drop_prefix[1] = "Cookie";
+    char *h = build(&s);
+    if (strstr(h, "secret") || strstr(h, "a=b"))
+        fail_msg("credentials were sent after being dropped:\n%s", h);
+    assert_int_equal(count_lines(h, "X-Keep: yes\r\n"), 1);
+    assert_int_equal(count_lines(h, "Authorization-Hint: kept\r\n"), 1);
+    free(h);
+    /* Without drop_prefix the same headers are sent. */
+    s.drop_prefix[0] = s.drop_prefix[1] = NULL;
+    h = build(&s);
+    assert_int_equal(count_lines(h, "authorization: Bearer secret\r\n"), 1);
+    free(h);
+}
+
+/* Runs in a child process: an overflow here must not corrupt the rest of
+ * the suite.  Exit 0 when the head is whole, 1 when it is not. */
+static int build_with_long_user_agent_in_child(size_t ua_len)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *ua = malloc(ua_len + 1);
+        memset(ua, 'u', ua_len);
+        ua[ua_len] = '\0';
+        struct http_head_spec s = get_spec();
+        s.user_agent = ua;
+        s.has_body = 1;
+        s.accept_encoding = 1;
+        s.body_len = UINT64_MAX;
+        char *out = NULL;
+        size_t len = 0;
+        if (http_build_head(&s, &out, &len) != 0)
+            _exit(2);
+        int whole = len == strlen(out) && strstr(out, ua) &&
+                    strstr(out, "Content-Length: 18446744073709551615\r\n\r\n");
+        free(out);
+        free(ua);
+        _exit(whole ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+static void long_user_agent_is_sent_whole(void **state)
+{
+    (void)state;
+    size_t lens[] = {64, 100, 1000, 8000};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        int rc = build_with_long_user_agent_in_child(lens[i]);
+        if (rc != 0)
+            fail_msg("User-Agent of %zu bytes: expected a whole head, child %s %d", lens[i],
+                     rc >= 128 ? "died of signal" : "exited", rc >= 128 ? rc - 128 : rc);
+    }
+}
+
+/* --------------------------------------------------------------- responses */
+
+struct parsed {
+    struct http_resp r;
+    char body[16384];
+    size_t body_len;
+    long rc;          /* total consumed, or the negative code */
+    int eof_rc;
+    const char *mode;
+};
+
+static int sink(void *data, const char *chunk, size_t len)
+{
+    struct parsed *p = data;
+    assert_true(p->body_len + len <= sizeof(p->body));
+    memcpy(p->body + p->body_len, chunk, len);
+    p->body_len += len;
+    return 0;
+}
+
+enum { WHOLE, BYTEWISE, NMODES };
+static const char *const mode_names[NMODES] = {"in one piece", "byte by byte"};
+
+/* Feed raw in one piece or one byte per call.  Byte by byte stops feeding
+ * once the response is complete; p->rc is what was consumed in all. */
+static void parse(struct parsed *p, const char *raw, size_t len, int mode, int head_request,
+                  size_t max_header_bytes)
+{
+    memset(p, 0, sizeof(*p));
+    p->mode = mode_names[mode];
+    http_resp_init(&p->r, max_header_bytes, head_request, sink, p);
+    if (mode == WHOLE) {
+        p->rc = http_resp_feed(&p->r, raw, len);
+        return;
+    }
+    long total = 0;
+    for (size_t i = 0; i < len && !p->r.complete; i++) {
+        long rc = http_resp_feed(&p->r, raw + i, 1);
+        if (rc < 0) {
+            p->rc = rc;
+            return;
+        }
+        if (rc > 1)
+            fail_msg("%s: fed 1 byte at offset %zu, %ld reported consumed", p->mode, i, rc);
+        total += rc;
+        if (rc == 0)
+            break;
+    }
+    p->rc = total;
+}
+
+#define PARSE(p, lit, mode, head) parse(p, lit, sizeof(lit) - 1, mode, head, 65536)
+
+static void expect_complete(struct parsed *p, long consumed, int status, const char *body,
+                            size_t body_len)
+{
+    if (p->rc != consumed)
+        fail_msg("%s: expected %ld bytes consumed, got %ld (err \"%s\")", p->mode, consumed,
+                 p->rc, p->r.err);
+    if (!p->r.complete)
+        fail_msg("%s: response not complete", p->mode);
+    if (p->r.status != status)
+        fail_msg("%s: expected status %d, got %d", p->mode, status, p->r.status);
+    if (p->body_len != body_len || memcmp(p->body, body, body_len) != 0)
+        fail_msg("%s: expected body \"%.*s\" (%zu bytes), got \"%.*s\" (%zu bytes)", p->mode,
+                 (int)body_len, body, body_len, (int)p->body_len, p->body, p->body_len);
+    if (p->r.body_bytes != body_len)
+        fail_msg("%s: body_bytes %llu, expected %zu", p->mode,
+                 (unsigned long long)p->r.body_bytes, body_len);
+}
+
+static void expect_error(struct parsed *p, long rc, const char *what, const char *msg)
+{
+    if (rc >= 0)
+        fail_msg("%s: expected %s to fail with \"%s\", got %ld (complete=%d, body %zu bytes)",
+                 p->mode, what, msg, rc, p->r.complete, p->body_len);
+    if (rc != -VL_EHTTP)
+        fail_msg("%s: expected -VL_EHTTP from %s, got %ld", p->mode, what, rc);
+    if (!strstr(p->r.err, msg))
+        fail_msg("%s: expected an error containing \"%s\", got \"%s\"", p->mode, msg, p->r.err);
+}
+
+static void content_length_body_is_delivered_exactly(void **state)
+{
+    (void)state;
+    static const char raw[] = "HTTP/1.1 200 OK\r\n"
+                              "Content-Type: text/plain\r\n"
+                              "Content-Length: 11\r\n"
+                              "\r\n"
+                              "hello world";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, raw, m, 0);
+        expect_complete(&p, sizeof(raw) - 1, 200, "hello world", 11);
+        assert_true(p.r.has_content_length);
+        assert_int_equal(p.r.content_length, 11);
+        assert_false(p.r.chunked);
+        assert_true(p.r.keep_alive);
+        assert_int_equal(http_resp_eof(&p.r), 0);
+        http_resp_free(&p.r);
+    }
+}
+
+static void connection_close_response_is_not_kept_alive(void **state)
+{
+    (void)state;
+    static const char raw[] = "HTTP/1.1 200 OK\r\n"
+                              "Connection: close\r\n"
+                              "Content-Length: 2\r\n"
+                              "\r\n"
+                              "ok";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, raw, m, 0);
+        expect_complete(&p, sizeof(raw) - 1, 200, "ok", 2);
+        assert_false(p.r.keep_alive);
+        http_resp_free(&p.r);
+    }
+}
+
+static void chunked_body_with_extensions_and_trailers_is_decoded(void **state)
+{
+    (void)state;
+    static const char raw[] = "HTTP/1.1 200 OK\r\n"
+                              "Transfer-Encoding: chunked\r\n"
+                              "\r\n"
+                              "5;name=value\r\n"
+                              "hello\r\n"
+                              "6;a=b;c=\"d e\"\r\n"
+                              " world\r\n"
+                              "A\r\n"
+                              "0123456789\r\n"
+                              "0;last\r\n"
+                              "X-Trailer: yes\r\n"
+                              "X-Checksum: 1234\r\n"
+                              "\r\n";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, raw, m, 0);
+        expect_complete(&p, sizeof(raw) - 1, 200, "hello world0123456789", 21);
+        assert_true(p.r.chunked);
+        assert_true(p.r.keep_alive);
+        http_resp_free(&p.r);
+    }
+}
+
+static void close_delimited_body_ends_at_eof(void **state)
+{
+    (void)state;
+    static const char raw[] = "HTTP/1.1 200 OK\r\n"
+                              "Content-Type: text/plain\r\n"
+                              "\r\n"
+                              "all of this until the peer closes\r\n\r\nand more";
+    static const char body[] = "all of this until the peer closes\r\n\r\nand more";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, raw, m, 0);
+        if (p.rc != (long)sizeof(raw) - 1)
+            fail_msg("%s: expected all %zu bytes consumed, got %ld (%s)", p.mode,
+                     sizeof(raw) - 1, p.rc, p.r.err);
+        assert_false(p.r.complete); /* not before the peer closes */
+        int rc = http_resp_eof(&p.r);
+        if (rc != 0)
+            fail_msg("%s: http_resp_eof on a close-delimited body: expected 0, got %d \"%s\"",
+                     p.mode, rc, p.r.err);
+        p.rc = (long)sizeof(raw) - 1;
+        expect_complete(&p, sizeof(raw) - 1, 200, body, sizeof(body) - 1);
+        assert_false(p.r.keep_alive);
+        http_resp_free(&p.r);
+    }
+}
+
+static void head_response_with_content_length_has_no_body(void **state)
+{
+    (void)state;
+    /* The next response on the connection follows at once. */
+    static const char head[] = "HTTP/1.1 200 OK\r\n"
+                               "Content-Length: 1234\r\n"
+                               "\r\n";
+    static const char raw[] = "HTTP/1.1 200 OK\r\n"
+                              "Content-Length: 1234\r\n"
+                              "\r\n"
+                              "HTTP/1.1 200 OK\r\n";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, raw, m, 1);
+        expect_complete(&p, sizeof(head) - 1, 200, "", 0);
+        assert_int_equal(p.r.content_length, 1234);
+        assert_true(p.r.keep_alive);
+        http_resp_free(&p.r);
+    }
+}
+
+static void no_content_and_not_modified_have_no_body(void **state)
+{
+    (void)state;
+    static const char r204[] = "HTTP/1.1 204 No Content\r\n"
+                               "\r\n";
+    static const char r304[] = "HTTP/1.1 304 Not Modified\r\n"
+                               "ETag: \"abc\"\r\n"
+                               "Content-Length: 500\r\n"
+                               "\r\n";
+    static const char next[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+    char buf[256];
+    for (int m = 0; m < NMODES; m++) {
+        for (int which = 0; which < 2; which++) {
+            const char *first = which ? r304 : r204;
+            size_t flen = strlen(first);
+            snprintf(buf, sizeof(buf), "%s%s", first, next);
+            struct parsed p;
+            parse(&p, buf, strlen(buf), m, 0, 65536);
+            expect_complete(&p, (long)flen, which ? 304 : 204, "", 0);
+            assert_true(p.r.keep_alive);
+            http_resp_free(&p.r);
+        }
+    }
+}
+
+static void interim_100_and_103_responses_are_skipped(void **state)
+{
+    (void)state;
+    static const char raw[] = "HTTP/1.1 100 Continue\r\n"
+                              "\r\n"
+                              "HTTP/1.1 103 Early Hints\r\n"
+                              "Link: </style.css>; rel=preload\r\n"
+                              "Location: /not-the-final-one\r\n"
+                              "\r\n"
+                              "HTTP/1.1 200 OK\r\n"
+                              "Content-Length: 5\r\n"
+                              "\r\n"
+                              "final";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, raw, m, 0);
+        expect_complete(&p, sizeof(raw) - 1, 200, "final", 5);
+        if (p.r.hdr[HH_LOCATION])
+            fail_msg("%s: the interim response's Location leaked into the final one: \"%s\"",
+                     p.mode, p.r.hdr[HH_LOCATION]);
+        http_resp_free(&p.r);
+    }
+}
+
+static void interim_header_bytes_do_not_count_toward_the_final_bound(void **state)
+{
+    (void)state;
+    char raw[4096];
+    char big[601];
+    memset(big, 'h', 600);
+    big[600] = '\0';
+    int n = snprintf(raw, sizeof(raw),
+                     "HTTP/1.1 103 Early Hints\r\nLink: %s\r\n\r\n"
+                     "HTTP/1.1 200 OK\r\nX-Big: %s\r\nContent-Length: 2\r\n\r\nok",
+                     big, big);
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        parse(&p, raw, (size_t)n, m, 0, 1024);
+        expect_complete(&p, n, 200, "ok", 2);
+        http_resp_free(&p.r);
+    }
+}
+
+static void transfer_encoding_with_content_length_never_uses_the_length(void **state)
+{
+    (void)state;
+    /* Read by Content-Length the body would be "3\r\nab" (RFC 9112 §6.3:
+     * Transfer-Encoding overrides it, or the response is rejected). */
+    static const char raw[] = "HTTP/1.1 200 OK\r\n"
+                              "Transfer-Encoding: chunked\r\n"
+                              "Content-Length: 5\r\n"
+                              "\r\n"
+                              "3\r\nabc\r\n0\r\n\r\n";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, raw, m, 0);
+        if (p.rc >= 0)
+            expect_complete(&p, sizeof(raw) - 1, 200, "abc", 3);
+        else
+            expect_error(&p, p.rc, "TE + CL", "Transfer-Encoding");
+        http_resp_free(&p.r);
+    }
+}
+
+static void header_block_over_the_bound_is_an_error(void **state)
+{
+    (void)state;
+    char raw[4096];
+    char big[2001];
+    memset(big, 'a', 2000);
+    big[2000] = '\0';
+    int n = snprintf(raw, sizeof(raw), "HTTP/1.1 200 OK\r\nX-Big: %s\r\nContent-Length: 0\r\n\r\n",
+                     big);
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        parse(&p, raw, (size_t)n, m, 0, 1024);
+        expect_error(&p, p.rc, "a 2 KB header block with a 1 KB bound",
+                     "http: header block over 1024 bytes");
+        assert_false(p.r.complete);
+        http_resp_free(&p.r);
+    }
+    /* Many small headers count together. */
+    int off = snprintf(raw, sizeof(raw), "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < 100; i++)
+        off += snprintf(raw + off, sizeof(raw) - (size_t)off, "X-H%02d: 0123456789\r\n", i);
+    off += snprintf(raw + off, sizeof(raw) - (size_t)off, "Content-Length: 0\r\n\r\n");
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        parse(&p, raw, (size_t)off, m, 0, 1024);
+        expect_error(&p, p.rc, "100 small headers with a 1 KB bound", "header block over");
+        http_resp_free(&p.r);
+    }
+}
+
+static void eof_inside_a_content_length_body_is_an_error(void **state)
+{
+    (void)state;
+    static const char raw[] = "HTTP/1.1 200 OK\r\n"
+                              "Content-Length: 10\r\n"
+                              "\r\n"
+                              "hello";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, raw, m, 0);
+        assert_int_equal(p.rc, sizeof(raw) - 1);
+        assert_false(p.r.complete);
+        expect_error(&p, http_resp_eof(&p.r), "eof after 5 of 10 body bytes",
+                     "shorter than Content-Length (got 5 of 10 bytes)");
+        http_resp_free(&p.r);
+    }
+}
+
+static void eof_inside_a_chunked_body_is_an_error(void **state)
+{
+    (void)state;
+    static const char raw[] = "HTTP/1.1 200 OK\r\n"
+                              "Transfer-Encoding: chunked\r\n"
+                              "\r\n"
+                              "5\r\nhello\r\n"
+                              "5\r\nwor";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, raw, m, 0);
+        assert_int_equal(p.rc, sizeof(raw) - 1);
+        assert_false(p.r.complete);
+        expect_error(&p, http_resp_eof(&p.r), "eof inside a chunk", "truncated chunked");
+        http_resp_free(&p.r);
+    }
+    /* The last chunk seen but not the final CRLF: still truncated. */
+    static const char no_end[] = "HTTP/1.1 200 OK\r\n"
+                                 "Transfer-Encoding: chunked\r\n"
+                                 "\r\n"
+                                 "2\r\nhi\r\n0\r\n";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, no_end, m, 0);
+        expect_error(&p, http_resp_eof(&p.r), "eof before the chunked body's end",
+                     "truncated chunked");
+        http_resp_free(&p.r);
+    }
+}
+
+static void eof_before_or_inside_the_headers_says_where(void **state)
+{
+    (void)state;
+    struct parsed p;
+    PARSE(&p, "", WHOLE, 0);
+    p.mode = "no bytes";
+    expect_error(&p, http_resp_eof(&p.r), "eof before any byte",
+                 "connection closed before any response");
+    http_resp_free(&p.r);
+    for (int m = 0; m < NMODES; m++) {
+        PARSE(&p, "HTTP/1.1 200 OK\r\nContent-Le", m, 0);
+        expect_error(&p, http_resp_eof(&p.r), "eof inside the headers",
+                     "connection closed inside the response headers");
+        http_resp_free(&p.r);
+    }
+}
+
+static void garbage_status_line_is_malformed(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "garbage\r\n\r\n",
+        "HTPT/1.1 200 OK\r\n\r\n",
+        "HTTP/1.1 2x0 OK\r\n\r\n",
+        "<html><body>not http</body></html>",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        for (int m = 0; m < NMODES; m++) {
+            struct parsed p;
+            parse(&p, bad[i], strlen(bad[i]), m, 0, 65536);
+            expect_error(&p, p.rc, bad[i], "http: malformed response");
+            http_resp_free(&p.r);
+        }
+}
+
+static void invalid_chunk_size_is_a_malformed_chunked_body(void **state)
+{
+    (void)state;
+    static const char raw[] = "HTTP/1.1 200 OK\r\n"
+                              "Transfer-Encoding: chunked\r\n"
+                              "\r\n"
+                              "zz\r\nhello\r\n0\r\n\r\n";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, raw, m, 0);
+        expect_error(&p, p.rc, "a chunk size of \"zz\"", "http: malformed chunked body");
+        assert_int_equal(p.body_len, 0);
+        http_resp_free(&p.r);
+    }
+}
+
+static void bytes_after_a_complete_response_are_not_consumed(void **state)
+{
+    (void)state;
+    static const char first_cl[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+    static const char first_chunked[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                        "3\r\nabc\r\n0\r\n\r\n";
+    static const char after[] = "HTTP/1.1 500 Next\r\nContent-Length: 4\r\n\r\nnope";
+    const char *firsts[] = {first_cl, first_chunked};
+    char buf[512];
+    for (int f = 0; f < 2; f++)
+        for (int m = 0; m < NMODES; m++) {
+            size_t flen = strlen(firsts[f]);
+            snprintf(buf, sizeof(buf), "%s%s", firsts[f], after);
+            struct parsed p;
+            parse(&p, buf, strlen(buf), m, 0, 65536);
+            expect_complete(&p, (long)flen, 200, "abc", 3);
+            assert_true(p.rc < (long)strlen(buf));
+            http_resp_free(&p.r);
+        }
+}
+
+static void feeding_after_the_response_completed_consumes_nothing(void **state)
+{
+    (void)state;
+    static const char raw[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+    struct parsed p;
+    PARSE(&p, raw, WHOLE, 0);
+    expect_complete(&p, sizeof(raw) - 1, 200, "abc", 3);
+    /* A later read's bytes, in a buffer of their own. */
+    char *later = strdup("HTTP/1.1 200 OK\r\n");
+    long rc = http_resp_feed(&p.r, later, strlen(later));
+    if (rc != 0)
+        fail_msg("feed after completion: expected 0 bytes consumed, got %ld", rc);
+    free(later);
+    http_resp_free(&p.r);
+}
+
+static void captured_headers_are_kept_even_when_split_across_feeds(void **state)
+{
+    (void)state;
+    static const char raw[] = "HTTP/1.1 301 Moved Permanently\r\n"
+                              "location: /next/page?a=1&b=2\r\n"
+                              "X-Location-Not: ignored\r\n"
+                              "CONTENT-ENCODING: gzip\r\n"
+                              "Retry-After:   120\r\n"
+                              "Content-Length: 0\r\n"
+                              "\r\n";
+    /* Byte-by-byte feeding splits every name and value at every point. */
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, raw, m, 0);
+        expect_complete(&p, sizeof(raw) - 1, 301, "", 0);
+        const char *want[HH_COUNT] = {"/next/page?a=1&b=2", "gzip", "120"};
+        for (int i = 0; i < HH_COUNT; i++)
+            if (!p.r.hdr[i] || strcmp(p.r.hdr[i], want[i]) != 0)
+                fail_msg("%s: hdr[%d]: expected \"%s\", got \"%s\"", p.mode, i, want[i],
+                         p.r.hdr[i] ? p.r.hdr[i] : "(NULL)");
+        http_resp_free(&p.r);
+    }
+    /* Splits at chosen points inside the names, in three feeds. */
+    static const char *const parts[] = {
+        "HTTP/1.1 302 Found\r\nLoca",
+        "tion: https://h/x\r\nContent-Enc",
+        "oding: br\r\nRetry-A",
+        "fter: 7\r\nContent-Length: 0\r\n\r\n",
+    };
+    struct parsed p;
+    memset(&p, 0, sizeof(p));
+    p.mode = "split names";
+    http_resp_init(&p.r, 65536, 0, sink, &p);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(http_resp_feed(&p.r, parts[i], strlen(parts[i])), strlen(parts[i]));
+    assert_true(p.r.complete);
+    assert_non_null(p.r.hdr[HH_LOCATION]);
+    assert_string_equal(p.r.hdr[HH_LOCATION], "https://h/x");
+    assert_non_null(p.r.hdr[HH_CONTENT_ENCODING]);
+    assert_string_equal(p.r.hdr[HH_CONTENT_ENCODING], "br");
+    assert_non_null(p.r.hdr[HH_RETRY_AFTER]);
+    assert_string_equal(p.r.hdr[HH_RETRY_AFTER], "7");
+    http_resp_free(&p.r);
+}
+
+static void headers_not_captured_stay_null(void **state)
+{
+    (void)state;
+    static const char raw[] = "HTTP/1.1 200 OK\r\n"
+                              "Locationx: /a\r\n"
+                              "Content-Encoding-Extra-Long-Name: gzip\r\n"
+                              "Content-Length: 0\r\n"
+                              "\r\n";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, raw, m, 0);
+        expect_complete(&p, sizeof(raw) - 1, 200, "", 0);
+        for (int i = 0; i < HH_COUNT; i++)
+            if (p.r.hdr[i])
+                fail_msg("%s: hdr[%d] captured \"%s\" from a different header", p.mode, i,
+                         p.r.hdr[i]);
+        http_resp_free(&p.r);
+    }
+}
+
+/* RFC 9110 §5.3: repeated field lines combine into one value joined by
+ * ", ".  Glued together, "gzip" + "br" becomes the coding "gzipbr" and two
+ * Retry-After lines "120" + "5" become a delay of 1205 s. */
+static void repeated_captured_header_lines_are_never_glued_together(void **state)
+{
+    (void)state;
+    static const char raw[] = "HTTP/1.1 503 Busy\r\n"
+                              "Content-Encoding: gzip\r\n"
+                              "Retry-After: 120\r\n"
+                              "Content-Encoding: br\r\n"
+                              "Retry-After: 5\r\n"
+                              "Content-Length: 0\r\n"
+                              "\r\n";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, raw, m, 0);
+        expect_complete(&p, sizeof(raw) - 1, 503, "", 0);
+        const char *ce = p.r.hdr[HH_CONTENT_ENCODING];
+        if (!ce || strcmp(ce, "gzip, br") != 0)
+            fail_msg("%s: expected Content-Encoding \"gzip, br\", got \"%s\"", p.mode,
+                     ce ? ce : "(NULL)");
+        /* Retry-After is a singleton: the first, the last or both joined. */
+        const char *ra = p.r.hdr[HH_RETRY_AFTER];
+        if (!ra || (strcmp(ra, "120") != 0 && strcmp(ra, "5") != 0 && strcmp(ra, "120, 5") != 0))
+            fail_msg("%s: expected Retry-After \"120\", \"5\" or \"120, 5\", got \"%s\"",
+                     p.mode, ra ? ra : "(NULL)");
+        http_resp_free(&p.r);
+    }
+}
+
+static int failing_sink(void *data, const char *chunk, size_t len)
+{
+    (void)data;
+    (void)chunk;
+    (void)len;
+    return -VL_EDECODE;
+}
+
+static void body_sink_failure_stops_the_parse(void **state)
+{
+    (void)state;
+    static const char raw[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+    struct http_resp r;
+    http_resp_init(&r, 65536, 0, failing_sink, NULL);
+    long rc = http_resp_feed(&r, raw, sizeof(raw) - 1);
+    assert_int_equal(rc, -VL_EHTTP);
+    assert_false(r.complete);
+    assert_non_null(strstr(r.err, "body sink failed"));
+    http_resp_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(default_head_has_host_user_agent_accept_and_keep_alive),
+        cmocka_unit_test(accept_encoding_is_sent_only_when_asked),
+        cmocka_unit_test(body_adds_content_type_and_content_length),
+        cmocka_unit_test(user_header_replaces_the_default_of_the_same_name),
+        cmocka_unit_test(header_with_empty_value_removes_the_default),
+        cmocka_unit_test(header_named_like_a_prefix_of_a_default_does_not_replace_it),
+        cmocka_unit_test(drop_prefix_leaves_out_authorization_and_cookie),
+        cmocka_unit_test(long_user_agent_is_sent_whole),
+        cmocka_unit_test(content_length_body_is_delivered_exactly),
+        cmocka_unit_test(connection_close_response_is_not_kept_alive),
+        cmocka_unit_test(chunked_body_with_extensions_and_trailers_is_decoded),
+        cmocka_unit_test(close_delimited_body_ends_at_eof),
+        cmocka_unit_test(head_response_with_content_length_has_no_body),
+        cmocka_unit_test(no_content_and_not_modified_have_no_body),
+        cmocka_unit_test(interim_100_and_103_responses_are_skipped),
+        cmocka_unit_test(interim_header_bytes_do_not_count_toward_the_final_bound),
+        cmocka_unit_test(transfer_encoding_with_content_length_never_uses_the_length),
+        cmocka_unit_test(header_block_over_the_bound_is_an_error),
+        cmocka_unit_test(eof_inside_a_content_length_body_is_an_error),
+        cmocka_unit_test(eof_inside_a_chunked_body_is_an_error),
+        cmocka_unit_test(eof_before_or_inside_the_headers_says_where),
+        cmocka_unit_test(garbage_status_line_is_malformed),
+        cmocka_unit_test(invalid_chunk_size_is_a_malformed_chunked_body),
+        cmocka_unit_test(bytes_after_a_complete_response_are_not_consumed),
+        cmocka_unit_test(feeding_after_the_response_completed_consumes_nothing),
+        cmocka_unit_test(captured_headers_are_kept_even_when_split_across_feeds),
+        cmocka_unit_test(headers_not_captured_stay_null),
+        cmocka_unit_test(repeated_captured_header_lines_are_never_glued_together),
+        cmocka_unit_test(body_sink_failure_stops_the_parse),
+    };
+    alarm(60); /* a hung test must not hang the suite */
+    return cmocka_run_group_tests_name("http", tests, NULL, NULL);
+}

@@ -1,0 +1,330 @@
+/* test_url.c: url_parse (scheme defaults, ports and their bounds, each kind
+ * of rejection with its message, IPv6 literals, the origin-form target) and
+ * url_resolve against the examples of RFC 3986 §5.4.  Pure: no sockets. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "url.h"
+#include "volley.h"
+
+/* Parse s, which must succeed; the caller frees u. */
+static void parse_ok(const char *s, struct url *u)
+{
+    char err[256] = "";
+    int rc = url_parse(s, u, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("url_parse(\"%s\"): expected success, got %d \"%s\"", s, rc, err);
+}
+
+/* Parse s, which must fail with -VL_EURL and a message containing want. */
+static void parse_fails(const char *s, const char *want)
+{
+    char err[256] = "";
+    struct url u;
+    int rc = url_parse(s, &u, err, sizeof(err));
+    if (rc != -VL_EURL)
+        fail_msg("url_parse(\"%s\"): expected -VL_EURL, got %d (err \"%s\")", s, rc, err);
+    if (!strstr(err, want))
+        fail_msg("url_parse(\"%s\"): expected an error containing \"%s\", got \"%s\"", s, want,
+                 err);
+    /* A failed parse leaves nothing to free. */
+    assert_null(u.host);
+    assert_null(u.authority);
+    assert_null(u.target);
+    assert_null(u.key);
+}
+
+static void expect_url(const char *s, int https, int port, const char *host,
+                       const char *authority, const char *target, const char *key)
+{
+    struct url u;
+    parse_ok(s, &u);
+    if (u.https != https || u.port != port || strcmp(u.host, host) != 0 ||
+        strcmp(u.authority, authority) != 0 || strcmp(u.target, target) != 0 ||
+        strcmp(u.key, key) != 0)
+        fail_msg("url_parse(\"%s\"):\n  expected https=%d port=%d host=%s authority=%s "
+                 "target=%s key=%s\n  got      https=%d port=%d host=%s authority=%s "
+                 "target=%s key=%s",
+                 s, https, port, host, authority, target, key, u.https, u.port, u.host,
+                 u.authority, u.target, u.key);
+    url_free(&u);
+}
+
+/* ---------------------------------------------------------------- url_parse */
+
+static void http_defaults_to_port_80_and_https_to_443(void **state)
+{
+    (void)state;
+    expect_url("http://example.com/a", 0, 80, "example.com", "example.com", "/a",
+               "http://example.com:80");
+    expect_url("https://example.com/a", 1, 443, "example.com", "example.com", "/a",
+               "https://example.com:443");
+}
+
+static void explicit_port_appears_in_authority_and_key(void **state)
+{
+    (void)state;
+    expect_url("http://example.com:8080/x", 0, 8080, "example.com", "example.com:8080", "/x",
+               "http://example.com:8080");
+    expect_url("https://example.com:8443/", 1, 8443, "example.com", "example.com:8443", "/",
+               "https://example.com:8443");
+}
+
+static void explicit_default_port_is_left_out_of_authority(void **state)
+{
+    (void)state;
+    expect_url("http://example.com:80/", 0, 80, "example.com", "example.com", "/",
+               "http://example.com:80");
+    expect_url("https://example.com:443/", 1, 443, "example.com", "example.com", "/",
+               "https://example.com:443");
+    /* 443 on http is not a default: it stays in Host. */
+    expect_url("http://example.com:443/", 0, 443, "example.com", "example.com:443", "/",
+               "http://example.com:443");
+}
+
+static void ports_1_and_65535_are_the_accepted_bounds(void **state)
+{
+    (void)state;
+    expect_url("http://h:1/", 0, 1, "h", "h:1", "/", "http://h:1");
+    expect_url("http://h:65535/", 0, 65535, "h", "h:65535", "/", "http://h:65535");
+}
+
+static void port_0_and_65536_are_out_of_range(void **state)
+{
+    (void)state;
+    parse_fails("http://example.com:0/", "url: port out of range");
+    parse_fails("http://example.com:65536/", "url: port out of range");
+    parse_fails("https://example.com:99999999999999999999/", "url: port out of range");
+}
+
+static void ftp_scheme_is_unsupported(void **state)
+{
+    (void)state;
+    parse_fails("ftp://x", "url: unsupported scheme 'ftp'");
+}
+
+static void scheme_is_case_insensitive(void **state)
+{
+    (void)state;
+    expect_url("HTTPS://example.com/", 1, 443, "example.com", "example.com", "/",
+               "https://example.com:443");
+}
+
+static void scheme_without_host_is_missing_host(void **state)
+{
+    (void)state;
+    parse_fails("http://", "url: missing host");
+}
+
+static void unclosed_ipv6_bracket_is_malformed(void **state)
+{
+    (void)state;
+    parse_fails("http://[::1", "url: malformed");
+}
+
+static void text_with_a_space_and_no_scheme_is_malformed(void **state)
+{
+    (void)state;
+    parse_fails("not a url", "url: malformed");
+}
+
+static void relative_reference_is_malformed_for_want_of_a_scheme(void **state)
+{
+    (void)state;
+    parse_fails("/just/a/path", "url: malformed");
+}
+
+static void ipv6_literal_host_is_bare_and_authority_and_key_bracketed(void **state)
+{
+    (void)state;
+    expect_url("http://[::1]:8080/p", 0, 8080, "::1", "[::1]:8080", "/p", "http://[::1]:8080");
+    expect_url("https://[2001:DB8::1]/", 1, 443, "2001:db8::1", "[2001:db8::1]", "/",
+               "https://[2001:db8::1]:443");
+}
+
+static void query_is_kept_and_fragment_dropped_from_target(void **state)
+{
+    (void)state;
+    expect_url("http://h/a/b?x=1&y=2#frag", 0, 80, "h", "h", "/a/b?x=1&y=2", "http://h:80");
+    expect_url("http://h/a#frag?notquery", 0, 80, "h", "h", "/a", "http://h:80");
+}
+
+static void host_is_lower_cased(void **state)
+{
+    (void)state;
+    expect_url("http://ExAmPlE.COM/Path", 0, 80, "example.com", "example.com", "/Path",
+               "http://example.com:80");
+}
+
+static void empty_path_gives_target_slash(void **state)
+{
+    (void)state;
+    expect_url("http://h", 0, 80, "h", "h", "/", "http://h:80");
+    expect_url("http://h:81", 0, 81, "h", "h:81", "/", "http://h:81");
+    expect_url("http://h#frag", 0, 80, "h", "h", "/", "http://h:80");
+}
+
+static void query_without_path_gets_a_leading_slash(void **state)
+{
+    (void)state;
+    expect_url("http://h?q", 0, 80, "h", "h", "/?q", "http://h:80");
+    expect_url("http://h:8080?q=1#f", 0, 8080, "h", "h:8080", "/?q=1", "http://h:8080");
+}
+
+/* -------------------------------------------------------------- url_resolve */
+
+static void expect_resolve(const char *base, const char *ref, const char *want)
+{
+    char *got = url_resolve(base, ref);
+    if (!got || strcmp(got, want) != 0)
+        fail_msg("url_resolve(\"%s\", \"%s\"): expected \"%s\", got \"%s\"", base, ref, want,
+                 got ? got : "(NULL)");
+    free(got);
+}
+
+#define RFC_BASE "http://a/b/c/d;p?q"
+
+static void rfc3986_normal_examples_resolve(void **state)
+{
+    (void)state;
+    /* RFC 3986 §5.4.1 */
+    static const char *const cases[][2] = {
+        {"g:h", "g:h"},
+        {"g", "http://a/b/c/g"},
+        {"./g", "http://a/b/c/g"},
+        {"g/", "http://a/b/c/g/"},
+        {"/g", "http://a/g"},
+        {"//g", "http://g"},
+        {"?y", "http://a/b/c/d;p?y"},
+        {"g?y", "http://a/b/c/g?y"},
+        {"#s", "http://a/b/c/d;p?q#s"},
+        {"g#s", "http://a/b/c/g#s"},
+        {"g?y#s", "http://a/b/c/g?y#s"},
+        {";x", "http://a/b/c/;x"},
+        {"g;x", "http://a/b/c/g;x"},
+        {"g;x?y#s", "http://a/b/c/g;x?y#s"},
+        {"", "http://a/b/c/d;p?q"},
+        {".", "http://a/b/c/"},
+        {"./", "http://a/b/c/"},
+        {"..", "http://a/b/"},
+        {"../", "http://a/b/"},
+        {"../g", "http://a/b/g"},
+        {"../..", "http://a/"},
+        {"../../", "http://a/"},
+        {"../../g", "http://a/g"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_resolve(RFC_BASE, cases[i][0], cases[i][1]);
+}
+
+static void rfc3986_abnormal_examples_resolve(void **state)
+{
+    (void)state;
+    /* RFC 3986 §5.4.2 (strict parser) */
+    static const char *const cases[][2] = {
+        {"../../../g", "http://a/g"},
+        {"../../../../g", "http://a/g"},
+        {"/./g", "http://a/g"},
+        {"/../g", "http://a/g"},
+        {"g.", "http://a/b/c/g."},
+        {".g", "http://a/b/c/.g"},
+        {"g..", "http://a/b/c/g.."},
+        {"..g", "http://a/b/c/..g"},
+        {"./../g", "http://a/b/g"},
+        {"./g/.", "http://a/b/c/g/"},
+        {"g/./h", "http://a/b/c/g/h"},
+        {"g/../h", "http://a/b/c/h"},
+        {"g;x=1/./y", "http://a/b/c/g;x=1/y"},
+        {"g;x=1/../y", "http://a/b/c/y"},
+        {"g?y/./x", "http://a/b/c/g?y/./x"},
+        {"g?y/../x", "http://a/b/c/g?y/../x"},
+        {"g#s/./x", "http://a/b/c/g#s/./x"},
+        {"g#s/../x", "http://a/b/c/g#s/../x"},
+        {"http:g", "http:g"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_resolve(RFC_BASE, cases[i][0], cases[i][1]);
+}
+
+static void absolute_location_replaces_the_base(void **state)
+{
+    (void)state;
+    expect_resolve("http://a/b/c", "https://other.example:8443/x?y",
+                   "https://other.example:8443/x?y");
+}
+
+static void scheme_relative_location_keeps_the_base_scheme(void **state)
+{
+    (void)state;
+    expect_resolve("https://a/b/c", "//h/p", "https://h/p");
+}
+
+/* A relative Location on an IPv6-literal host names the same origin: it must
+ * keep the pool key, host and Host header, or a redirect drops credentials
+ * and opens a new connection as if the host had changed. */
+static void relative_reference_against_an_ipv6_base_keeps_the_same_origin(void **state)
+{
+    (void)state;
+    static const char *const bases[] = {"http://[::1]:8080/a", "https://[2001:db8::1]/x/y"};
+    for (size_t i = 0; i < 2; i++) {
+        struct url b, r;
+        parse_ok(bases[i], &b);
+        char *next = url_resolve(bases[i], "/b?c");
+        assert_non_null(next);
+        parse_ok(next, &r);
+        if (strcmp(b.key, r.key) != 0 || strcmp(b.host, r.host) != 0 ||
+            strcmp(b.authority, r.authority) != 0)
+            fail_msg("url_resolve(\"%s\", \"/b?c\") = \"%s\": expected the same origin, got "
+                     "key %s host %s authority %s (base: %s %s %s)",
+                     bases[i], next, r.key, r.host, r.authority, b.key, b.host, b.authority);
+        assert_string_equal(r.target, "/b?c");
+        free(next);
+        url_free(&b);
+        url_free(&r);
+    }
+}
+
+static void unparseable_reference_resolves_to_null(void **state)
+{
+    (void)state;
+    char *got = url_resolve(RFC_BASE, "http://[::1");
+    if (got)
+        fail_msg("expected NULL for an unparseable reference, got \"%s\"", got);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(http_defaults_to_port_80_and_https_to_443),
+        cmocka_unit_test(explicit_port_appears_in_authority_and_key),
+        cmocka_unit_test(explicit_default_port_is_left_out_of_authority),
+        cmocka_unit_test(ports_1_and_65535_are_the_accepted_bounds),
+        cmocka_unit_test(port_0_and_65536_are_out_of_range),
+        cmocka_unit_test(ftp_scheme_is_unsupported),
+        cmocka_unit_test(scheme_is_case_insensitive),
+        cmocka_unit_test(scheme_without_host_is_missing_host),
+        cmocka_unit_test(unclosed_ipv6_bracket_is_malformed),
+        cmocka_unit_test(text_with_a_space_and_no_scheme_is_malformed),
+        cmocka_unit_test(relative_reference_is_malformed_for_want_of_a_scheme),
+        cmocka_unit_test(ipv6_literal_host_is_bare_and_authority_and_key_bracketed),
+        cmocka_unit_test(query_is_kept_and_fragment_dropped_from_target),
+        cmocka_unit_test(host_is_lower_cased),
+        cmocka_unit_test(empty_path_gives_target_slash),
+        cmocka_unit_test(query_without_path_gets_a_leading_slash),
+        cmocka_unit_test(rfc3986_normal_examples_resolve),
+        cmocka_unit_test(rfc3986_abnormal_examples_resolve),
+        cmocka_unit_test(absolute_location_replaces_the_base),
+        cmocka_unit_test(scheme_relative_location_keeps_the_base_scheme),
+        cmocka_unit_test(relative_reference_against_an_ipv6_base_keeps_the_same_origin),
+        cmocka_unit_test(unparseable_reference_resolves_to_null),
+    };
+    alarm(60); /* a hung test must not hang the suite */
+    return cmocka_run_group_tests_name("url", tests, NULL, NULL);
+}
