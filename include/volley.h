@@ -97,17 +97,110 @@ int vl_loop_run(vl_loop *loop);
  * to timeout_ms (-1: until the next timer; 0: do not wait) and dispatch them.
  * Returns the number of callbacks run, or -errno. */
 int vl_loop_run_once(vl_loop *loop, int timeout_ms);
+/* Bound each phase of one vl_loop_run_once (expired timers, deferred
+ * callbacks, ready fds) -- and of vl_socket_action / vl_timeout_action -- to
+ * about ms.  A phase stops once its slice is spent, after at least one
+ * callback (none is cut short); what is left runs first, in order, in the
+ * next call, and vl_loop_timeout_ms is 0 meanwhile.  For hosts whose own
+ * timers must stay on time while, say, 500 fetches start or 50 TLS
+ * handshakes finish at once.  0 (the default): no bound.  With a slice the
+ * cached clock is refreshed after each callback. */
+void vl_loop_set_time_slice(vl_loop *loop, int ms);
 void vl_loop_stop(vl_loop *loop);
 /* The cached monotonic clock, read once per iteration. */
 uint64_t vl_loop_now_ms(const vl_loop *loop);
 /* For a foreign loop: the backend fd (epoll/kqueue, pollable for reading)
- * and the ms until the next timer (-1 none, 0 work is pending now). */
+ * and the ms until the next timer (-1 none, 0 work is pending now).  Ask
+ * for the timeout again after every call into volley (vl_fetch_start
+ * included): the nearest deadline may have moved. */
 int vl_loop_fd(const vl_loop *loop);
 int vl_loop_timeout_ms(vl_loop *loop);
 /* Trace every iteration (wait timeout, events, timers run) to cb. */
 void vl_loop_set_trace(vl_loop *loop, vl_trace_cb *cb, void *data);
 /* "epoll" or "kqueue". */
 const char *vl_loop_backend(void);
+
+/* ------------------------------------------- embedding: socket callbacks
+ * Two ways to run volley inside someone else's event loop.
+ *
+ * (a) Watch one fd.  Poll vl_loop_fd() for reading, wake up after at most
+ *     vl_loop_timeout_ms(), and call vl_loop_run_once(loop, 0) after either.
+ *     Simplest; the backend's epoll/kqueue fd is the one fd the host sees.
+ *     vl_loop_set_time_slice bounds how long each call keeps the host.
+ *
+ * (b) Own every fd (libcurl's multi_socket model, c-ares's sock_state_cb).
+ *     Set both callbacks below before watching anything.  From then on the
+ *     loop has no backend fd: every interest change of every fd on this loop
+ *     is reported to the socket callback, and every change of the nearest
+ *     deadline to the timer callback.  The host watches the fds itself and
+ *     calls vl_socket_action() when one is ready and vl_timeout_action() when
+ *     its timer fires.  vl_loop_run, vl_loop_run_once and vl_gather (the
+ *     blocking form) return -EINVAL in this mode; use vl_gather_start.
+ *
+ *     These calls take the loop, not a client: every fd a client opens (its
+ *     connections, and the resolver's sockets, which c-ares opens and the
+ *     client watches through the same loop) goes through its loop's watchers,
+ *     so one pair of callbacks covers every client on the loop.
+ *
+ * Guarantees:
+ *   - VL_POLL_REMOVE for an fd always comes before the library closes it, so
+ *     the host never watches a closed (or reused) fd number.  A later report
+ *     for the same number is a new socket: its socketp starts as NULL again.
+ *   - A report happens only when the interest really changes.
+ *   - Readiness the host reports for an fd that is no longer watched (a stale
+ *     event from the same poll batch) is ignored; spurious readiness of a
+ *     watched fd is harmless (reads and writes just return EAGAIN).
+ *   - The timer callback is called whenever the nearest deadline changes and
+ *     once after every vl_timeout_action; 0 ms means work is pending now
+ *     (deferred callbacks: results to deliver), -1 means no timer is needed.
+ *     The host keeps one one-shot timer and replaces it on each call.
+ *
+ * Which calls are allowed where:
+ *   - inside the socket callback: vl_socket_assign and vl_loop_now_ms only;
+ *     it may run inside any call listed below, so it must only record the
+ *     change (the host's own fd set) and return.
+ *   - inside the timer callback: vl_loop_now_ms only; record ms and return.
+ *   - from the host's own event handlers (outside every volley callback):
+ *     vl_socket_action, vl_timeout_action, vl_fetch_start, vl_fetch_cancel,
+ *     vl_gather_start, vl_timer_*, vl_defer, vl_client_new/free.
+ *   - inside volley's callbacks (results, vl_timer, vl_io, vl_defer), which run
+ *     from within the two actions: as in any loop (start/cancel fetches, arm
+ *     timers), but never vl_socket_action or vl_timeout_action (-EBUSY). */
+#define VL_POLL_IN 1     /* == VL_READ */
+#define VL_POLL_OUT 2    /* == VL_WRITE */
+#define VL_POLL_INOUT 3
+#define VL_POLL_REMOVE 4
+
+/* what: VL_POLL_IN, _OUT, _INOUT (the new interest) or _REMOVE (stop
+ * watching fd: it is about to be closed or handed to another watcher).
+ * socketp: the pointer last given to vl_socket_assign for fd, or NULL.
+ * Return 0, or a negative errno when the host cannot watch fd (the library
+ * then treats the watch as failed: the fetch using fd fails).  The return
+ * value of a REMOVE report is ignored. */
+typedef int vl_socket_cb(vl_loop *loop, int fd, int what, void *user, void *socketp);
+/* timeout_ms: fire once after this many ms (0: as soon as possible),
+ * replacing the earlier timer; -1: cancel it. */
+typedef void vl_host_timer_cb(vl_loop *loop, int timeout_ms, void *user);
+
+/* Set (or with NULL clear) the socket callback.  Only while no fd is watched
+ * on the loop (before the first fetch): -EBUSY otherwise.  Setting it closes
+ * the backend fd (vl_loop_fd returns -1); clearing it opens a new one. */
+int vl_loop_set_socket_cb(vl_loop *loop, vl_socket_cb *cb, void *user);
+/* Set (or clear) the timer callback; when set, it is called at once if a
+ * deadline is already pending.  0. */
+int vl_loop_set_timer_cb(vl_loop *loop, vl_host_timer_cb *cb, void *user);
+/* Attach the host's pointer to a watched fd; it is passed to every later
+ * socket callback for fd until VL_POLL_REMOVE.  0, or -ENOENT when fd is not
+ * watched (or being reported). */
+int vl_socket_assign(vl_loop *loop, int fd, void *socketp);
+/* fd is ready: events is VL_POLL_IN and/or VL_POLL_OUT (an error or hang-up:
+ * pass both).  Runs fd's callback, then expired timers and deferred
+ * callbacks; reports the next deadline.  Returns the number of callbacks
+ * run, -EINVAL without a socket callback, -EBUSY from inside a callback. */
+int vl_socket_action(vl_loop *loop, int fd, int events);
+/* The host's timer fired: run expired timers and deferred callbacks, then
+ * report the next deadline (always, even when unchanged).  As above. */
+int vl_timeout_action(vl_loop *loop);
 
 /* ---------------------------------------------------------------- client */
 typedef struct vl_client vl_client;

@@ -10,6 +10,7 @@ struct vl_loop;
 struct backend_event {
     int fd;
     int events; /* VL_READ | VL_WRITE; errors and hang-ups are reported as both */
+    int err;    /* a socket error the backend learned (kqueue EV_EOF fflags), or 0 */
 };
 
 int backend_init(struct vl_loop *loop);                 /* 0 or -errno */
@@ -20,6 +21,9 @@ int backend_modify(struct vl_loop *loop, int fd, int old_mask, int new_mask);
 /* Wait up to timeout_ms (-1 forever); fills out[0..n); returns n or -errno. */
 int backend_poll(struct vl_loop *loop, struct backend_event *out, int max, int timeout_ms);
 int backend_fd(const struct vl_loop *loop);
+/* Apply interest changes still batched (kqueue), so that a foreign loop
+ * polling backend_fd() sees every watched fd. */
+void backend_flush(struct vl_loop *loop);
 const char *backend_name(void);
 
 #endif

@@ -99,6 +99,7 @@ int backend_poll(struct vl_loop *loop, struct backend_event *out, int max, int t
             mask |= VL_READ | VL_WRITE;
         out[i].fd = st->events[i].data.fd;
         out[i].events = mask;
+        out[i].err = 0; /* SO_ERROR still holds it */
     }
     return n;
 }
@@ -108,6 +109,8 @@ int backend_fd(const struct vl_loop *loop)
     const struct epoll_state *st = loop->backend;
     return st->epfd;
 }
+
+void backend_flush(struct vl_loop *loop) { (void)loop; /* epoll applies changes at once */ }
 
 const char *backend_name(void) { return "epoll"; }
 #endif

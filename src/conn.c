@@ -228,6 +228,8 @@ static void on_attempt(vl_loop *loop, int fd, int events, void *data)
     (void)events;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
         soerr = errno;
+    if (soerr == 0)
+        soerr = loop->event_err; /* a backend that consumed SO_ERROR (libkqueue) */
     if (soerr == 0) {
         /* Readiness can be stale: an event queued for an fd number that was
          * closed and reused in the same batch.  Only a peer proves a connection. */

@@ -22,6 +22,23 @@
 
 static void report_deadline(vl_loop *loop);
 
+/* With a time slice (vl_loop_set_time_slice), each phase of an iteration
+ * stops once the slice is spent, after at least one callback, so every
+ * phase makes progress in every call and what is left waits, in order, for
+ * the next.  Reads the clock, so only when a slice is set. */
+static int slice_spent(vl_loop *loop)
+{
+    if (!loop->slice_end_us)
+        return 0;
+    loop_update_time(loop);
+    return loop->now_us >= loop->slice_end_us;
+}
+
+static void slice_start(vl_loop *loop)
+{
+    loop->slice_end_us = loop->slice_us ? loop->now_us + loop->slice_us : 0;
+}
+
 static uint64_t monotonic_us(void)
 {
     struct timespec ts;
@@ -49,8 +66,10 @@ vl_loop *vl_loop_new(void)
     vl_loop *loop = calloc(1, sizeof(*loop));
     if (!loop)
         return NULL;
-    if (backend_init(loop) < 0 || backend_resize(loop, EVENTS_PER_WAIT) < 0) {
+    loop->batch = malloc(EVENTS_PER_WAIT * sizeof(*loop->batch));
+    if (!loop->batch || backend_init(loop) < 0 || backend_resize(loop, EVENTS_PER_WAIT) < 0) {
         backend_free(loop);
+        free(loop->batch);
         free(loop);
         return NULL;
     }
@@ -65,6 +84,7 @@ void vl_loop_free(vl_loop *loop)
     if (!loop)
         return;
     backend_free(loop);
+    free(loop->batch);
     free(loop->io);
     free(loop->heap);
     free(loop->dq);
@@ -292,14 +312,22 @@ void vl_timer_free(vl_timer *t)
     free(t);
 }
 
+/* Run the timers due now that were armed before this pass: one re-armed
+ * from its own callback with timeout 0 waits for the next pass instead of
+ * spinning here (ties in the heap go to the older seq, so once the root is
+ * that new, every due timer left is). */
 static int run_timers(vl_loop *loop)
 {
     int ran = 0;
-    while (loop->heap_len && loop->heap[0]->deadline_us <= loop->now_us) {
+    uint64_t armed_before = loop->timer_seq;
+    while (loop->heap_len && loop->heap[0]->deadline_us <= loop->now_us &&
+           loop->heap[0]->seq < armed_before) {
         vl_timer *t = loop->heap[0];
         heap_remove(loop, t);
         t->cb(loop, t, t->data); /* may re-arm or free t */
         ran++;
+        if (slice_spent(loop))
+            break;
     }
     return ran;
 }
@@ -331,21 +359,24 @@ int vl_defer(vl_loop *loop, vl_defer_cb *cb, void *data)
  * next iteration, so a callback that re-defers itself cannot starve I/O. */
 static int run_deferred(vl_loop *loop)
 {
-    size_t n = loop->dq_len;
-    for (size_t i = 0; i < n; i++) {
+    size_t n = loop->dq_len, i = 0;
+    while (i < n) {
         struct deferred d = loop->dq[loop->dq_head];
         loop->dq_head = (loop->dq_head + 1) % loop->dq_cap;
         loop->dq_len--;
         d.cb(loop, d.data);
+        i++;
+        if (slice_spent(loop))
+            break;
     }
-    return (int)n;
+    return (int)i;
 }
 
 /* ------------------------------------------------------------- iteration */
 
-int vl_loop_timeout_ms(vl_loop *loop)
+static int next_timeout(vl_loop *loop)
 {
-    if (loop->dq_len)
+    if (loop->dq_len || loop->batch_pos < loop->batch_len)
         return 0;
     if (!loop->heap_len)
         return -1;
@@ -357,18 +388,27 @@ int vl_loop_timeout_ms(vl_loop *loop)
     return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
+/* A foreign loop asks this before it polls vl_loop_fd(): batched interest
+ * changes (kqueue) are applied first, so the fd it polls knows them all. */
+int vl_loop_timeout_ms(vl_loop *loop)
+{
+    if (loop->backend)
+        backend_flush(loop);
+    return next_timeout(loop);
+}
+
 int vl_loop_fd(const vl_loop *loop) { return loop->backend ? backend_fd(loop) : -1; }
 
 static int wait_timeout(vl_loop *loop, int requested)
 {
-    int t = vl_loop_timeout_ms(loop);
+    int t = next_timeout(loop); /* the changes go with the wait itself */
     if (requested < 0)
         return t;
     return (t < 0 || requested < t) ? requested : t;
 }
 
 /* Run fd's callback for the ready events it is watched for. */
-static int dispatch(vl_loop *loop, int fd, int events)
+static int dispatch(vl_loop *loop, int fd, int events, int err)
 {
     /* An earlier callback in this batch may have stopped watching fd.
      * Errors and hang-ups arrive as both events, so they always fire. */
@@ -378,24 +418,52 @@ static int dispatch(vl_loop *loop, int fd, int events)
     int fired = events & w->events;
     if (!fired)
         return 0;
+    loop->event_err = err;
     w->cb(loop, fd, fired, w->data);
+    loop->event_err = 0;
     return 1;
+}
+
+void vl_loop_set_time_slice(vl_loop *loop, int ms)
+{
+    loop->slice_us = ms > 0 ? (uint64_t)ms * 1000u : 0;
+}
+
+/* Dispatch the batch from where the last call stopped.  Events left over
+ * when the slice is spent keep their order and go first next time, so no
+ * fd can starve the ones behind it. */
+static int dispatch_batch(vl_loop *loop)
+{
+    int ran = 0;
+    while (loop->batch_pos < loop->batch_len) {
+        const struct backend_event *e = &loop->batch[loop->batch_pos++];
+        ran += dispatch(loop, e->fd, e->events, e->err);
+        if (slice_spent(loop))
+            break;
+    }
+    return ran;
 }
 
 static int run_once(vl_loop *loop, int timeout_ms)
 {
-    struct backend_event ev[EVENTS_PER_WAIT];
     loop_update_time(loop);
+    slice_start(loop);
     int ran = run_timers(loop);
     ran += run_deferred(loop);
     if (loop->stop)
         return ran;
+    if (loop->batch_pos < loop->batch_len) {
+        /* The last batch is not finished: finish it before waiting again. */
+        ran += dispatch_batch(loop);
+        return ran + run_timers(loop);
+    }
     int timeout = wait_timeout(loop, timeout_ms);
     if (timeout < 0 && !loop->nwatched)
         return ran; /* nothing could ever wake us */
     uint64_t before = loop->now_us;
-    int n = backend_poll(loop, ev, EVENTS_PER_WAIT, timeout);
+    int n = backend_poll(loop, loop->batch, EVENTS_PER_WAIT, timeout);
     loop_update_time(loop);
+    slice_start(loop); /* the wait is not work: a fresh slice for what it brought */
     loop->iteration++;
     if (loop->trace) {
         char line[128];
@@ -406,8 +474,9 @@ static int run_once(vl_loop *loop, int timeout_ms)
     }
     if (n < 0)
         return n;
-    for (int i = 0; i < n; i++)
-        ran += dispatch(loop, ev[i].fd, ev[i].events);
+    loop->batch_pos = 0;
+    loop->batch_len = n;
+    ran += dispatch_batch(loop);
     ran += run_timers(loop);
     return ran;
 }
@@ -416,9 +485,11 @@ int vl_loop_run_once(vl_loop *loop, int timeout_ms)
 {
     if (loop->socket_cb)
         return -EINVAL; /* the host waits for fds; see vl_socket_action */
+    uint64_t outer_slice = loop->slice_end_us; /* a nested call (vl_gather in a callback) */
     loop->depth++;
     int ran = run_once(loop, timeout_ms);
     loop->depth--;
+    loop->slice_end_us = outer_slice;
     return ran;
 }
 
@@ -469,6 +540,7 @@ int vl_loop_set_socket_cb(vl_loop *loop, vl_socket_cb *cb, void *user)
 {
     if (loop->nwatched || loop->depth)
         return -EBUSY;
+    loop->batch_pos = loop->batch_len = 0; /* nothing watched: every event is stale */
     if (cb && !loop->socket_cb) {
         backend_free(loop); /* the host owns every fd, so we keep none */
     } else if (!cb && loop->socket_cb) {
@@ -510,6 +582,7 @@ static int action_enter(vl_loop *loop)
         return -EBUSY; /* called from inside a volley callback */
     loop->depth++;
     loop_update_time(loop);
+    slice_start(loop);
     loop->iteration++;
     return 0;
 }
@@ -521,6 +594,7 @@ static int action_leave(vl_loop *loop, int ran)
     ran += run_timers(loop);
     ran += run_deferred(loop);
     loop->depth--;
+    loop->slice_end_us = 0;
     report_deadline(loop);
     return ran;
 }
@@ -530,7 +604,7 @@ int vl_socket_action(vl_loop *loop, int fd, int events)
     int err = action_enter(loop);
     if (err < 0)
         return err;
-    int ran = dispatch(loop, fd, events & (VL_READ | VL_WRITE));
+    int ran = dispatch(loop, fd, events & (VL_READ | VL_WRITE), 0);
     return action_leave(loop, ran);
 }
 

@@ -9,6 +9,8 @@
 
 #include "volley.h"
 
+struct backend_event;
+
 struct vl_timer {
     vl_loop *loop;
     vl_timer_cb *cb;
@@ -45,9 +47,14 @@ struct vl_loop {
     uint64_t iteration;
     vl_trace_cb *trace;
     void *trace_data;
+    int event_err;               /* socket error the backend saw, during an io callback */
     uint64_t (*clock)(void *data); /* tests substitute a fake clock */
     void *clock_data;
     int depth;                   /* > 0 while volley runs callbacks (run_once, actions) */
+    struct backend_event *batch; /* the last wait's events, dispatched in order */
+    int batch_pos, batch_len;    /* pos < len: events left for the next run_once */
+    uint64_t slice_us;           /* vl_loop_set_time_slice; 0 none */
+    uint64_t slice_end_us;       /* when the current phase's slice is spent; 0 none */
     /* Embedding through socket callbacks (volley.h): the host owns every fd. */
     vl_socket_cb *socket_cb;     /* NULL: the backend watches fds */
     void *socket_user;

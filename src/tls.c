@@ -58,8 +58,8 @@
 /* ------------------------------------------------------------ structs */
 
 struct session_entry {
-    struct list_node lru;        /* in ctx->lru, most recently used last */
-    struct session_entry *next;  /* hash chain */
+    struct list_node lru;       /* in ctx->lru, most recently used last */
+    struct session_entry *next; /* hash chain */
     uint32_t hash;
     mbedtls_ssl_session session; /* owned; peer certificate dropped */
     char key[];
@@ -70,7 +70,7 @@ struct tls_ctx {
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
     mbedtls_x509_crt ca;
-    int *suites;                 /* ciphersuite list the config points to */
+    int *suites; /* ciphersuite list the config points to */
     int have_ca;
     int insecure;
     struct session_entry *buckets[SESSION_BUCKETS];
@@ -84,16 +84,15 @@ enum tls_state { TLS_HANDSHAKING, TLS_OPEN, TLS_EOF, TLS_FAILED };
 struct tls_conn {
     mbedtls_ssl_context ssl;
     struct tls_ctx *ctx;
-    struct conn *conn;
     enum tls_state state;
-    int sys_errno;               /* errno of the last failed send/recv */
-    int mismatch_noted;          /* verify_cb wrote the hostname message */
-    size_t pending_write;        /* bytes of a record mbedTLS holds after WANT_WRITE */
-    uint64_t offered_tag;        /* first bytes of the offered session's master secret */
-    unsigned char ip[16];        /* the host as an address, for IP literals */
-    int ip_len;                  /* 4, 16, or 0 for a DNS name */
-    const char *key;             /* session key, in names[] */
-    char names[];                /* host '\0' key '\0' */
+    int sys_errno;        /* errno of the last failed send/recv */
+    int mismatch_noted;   /* verify_cb wrote the hostname message */
+    size_t pending_write; /* bytes of a record mbedTLS holds after WANT_WRITE */
+    uint64_t offered_tag; /* first bytes of the offered session's master secret */
+    unsigned char ip[16]; /* the host as an address, for IP literals */
+    int ip_len;           /* 4, 16, or 0 for a DNS name */
+    const char *key;      /* session key, in names[] */
+    char names[];         /* host '\0' key '\0' */
 };
 
 static const char *alpn_protocols[] = {"http/1.1", NULL};
@@ -570,9 +569,40 @@ static void verify_message(struct conn *c, struct tls_conn *t)
     }
 }
 
+/* RFC 5246 §7.2 names of the alerts servers send most. */
+static const struct {
+    unsigned code;
+    const char *name;
+} alert_names[] = {
+    {10, "unexpected_message"},
+    {20, "bad_record_mac"},
+    {40, "handshake_failure"},
+    {42, "bad_certificate"},
+    {47, "illegal_parameter"},
+    {48, "unknown_ca"},
+    {50, "decode_error"},
+    {70, "protocol_version"},
+    {71, "insufficient_security"},
+    {80, "internal_error"},
+    {112, "unrecognized_name"},
+    {116, "certificate_required"},
+    {120, "no_application_protocol"},
+};
+
+static const char *alert_name(unsigned code)
+{
+    for (size_t i = 0; i < ARRAY_LEN(alert_names); i++)
+        if (alert_names[i].code == code)
+            return alert_names[i].name;
+    return "alert";
+}
+
 /* A record cut short by EOF: mbedTLS had read part of it (ssl.in_left counts
  * the bytes of the current record read so far; 0 between records). */
-static int eof_mid_record(const struct tls_conn *t) { return t->ssl.in_left > 0; }
+static int eof_mid_record(const struct tls_conn *t)
+{
+    return t->ssl.in_left > 0;
+}
 
 /* Format c->err for a failed mbedTLS call made while doing `phase`. */
 static void describe_failure(struct conn *c, struct tls_conn *t, int ret, const char *phase)
@@ -604,15 +634,27 @@ static void describe_failure(struct conn *c, struct tls_conn *t, int ret, const 
                ret == MBEDTLS_ERR_NET_SEND_FAILED ? "send" : "recv", strerror(t->sys_errno),
                c->peer);
         return;
-    case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE:
+    case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE: {
         /* ssl.in_msg[1] is the alert's description (RFC 5246 §7.2). */
-        vl_fmt(c->err, sizeof(c->err), "tls: %s failed: peer sent fatal alert %u",
-               *phase ? phase : "connection", t->ssl.in_msg ? t->ssl.in_msg[1] : 0u);
+        unsigned code = t->ssl.in_msg ? t->ssl.in_msg[1] : 0u;
+        vl_fmt(c->err, sizeof(c->err), "tls: %s failed: peer sent fatal alert %u (%s)",
+               *phase ? phase : "connection", code, alert_name(code));
         return;
-    default:
-        mbed_errstr(ret, msg, sizeof(msg));
-        vl_fmt(c->err, sizeof(c->err), "tls: %s failed: %s", *phase ? phase : "connection", msg);
     }
+    case MBEDTLS_ERR_SSL_INVALID_RECORD:
+        /* An https:// URL for a plain-HTTP port: the "record" is a status line
+         * (the record header sits in ssl.in_hdr). */
+        if (t->ssl.in_hdr && memcmp(t->ssl.in_hdr, "HTTP/", 5) == 0) {
+            vl_fmt(c->err, sizeof(c->err),
+                   "tls: %s failed: the server answered in plain HTTP, not TLS", phase);
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    mbed_errstr(ret, msg, sizeof(msg));
+    vl_fmt(c->err, sizeof(c->err), "tls: %s failed: %s", *phase ? phase : "connection", msg);
 }
 
 /* ------------------------------------------------------------ conn ops */
@@ -622,7 +664,7 @@ static int handshake_done(struct conn *c, struct tls_conn *t)
     const mbedtls_ssl_session *s = mbedtls_ssl_get_session_pointer(&t->ssl);
     c->tls_resumed = t->offered_tag != 0 && s && master_tag(s) == t->offered_tag;
     t->state = TLS_OPEN;
-    drop_peer_cert((mbedtls_ssl_session *)s);
+    drop_peer_cert(t->ssl.session);
     cache_save(t->ctx, t->key, &t->ssl);
     return 0;
 }
@@ -868,8 +910,8 @@ static int setup_config(struct tls_ctx *ctx, char *err, size_t errlen)
                                  MBEDTLS_SSL_MINOR_VERSION_3);
     mbedtls_ssl_conf_session_tickets(&ctx->conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
     mbedtls_ssl_conf_renegotiation(&ctx->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
-    mbedtls_ssl_conf_authmode(&ctx->conf,
-                              ctx->insecure ? MBEDTLS_SSL_VERIFY_NONE : MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_authmode(&ctx->conf, ctx->insecure ? MBEDTLS_SSL_VERIFY_NONE
+                                                        : MBEDTLS_SSL_VERIFY_REQUIRED);
     if (ctx->have_ca)
         mbedtls_ssl_conf_ca_chain(&ctx->conf, &ctx->ca, NULL);
     return 0;
@@ -929,7 +971,6 @@ int tls_attach(struct tls_ctx *ctx, struct conn *c, const char *host, const char
         return -ENOMEM;
     }
     t->ctx = ctx;
-    t->conn = c;
     set_host(t, t->names, host);
     t->key = t->names + strlen(t->names) + 1;
     memcpy((char *)t->key, session_key, klen + 1);
@@ -967,12 +1008,13 @@ void tls_describe(const struct conn *c, char *buf, size_t len)
         vl_fmt(buf, len, "%s", c->ops ? c->ops->name : "tcp");
         return;
     }
-    if (t->state == TLS_HANDSHAKING) {
-        vl_fmt(buf, len, "TLS handshake in progress");
+    const char *suite = mbedtls_ssl_get_ciphersuite(&t->ssl); /* NULL until handshake done */
+    if (!suite) {
+        vl_fmt(buf, len, "TLS handshake %s",
+               t->state == TLS_HANDSHAKING ? "in progress" : "failed");
         return;
     }
     const char *alpn = mbedtls_ssl_get_alpn_protocol(&t->ssl);
-    const char *suite = mbedtls_ssl_get_ciphersuite(&t->ssl);
-    vl_fmt(buf, len, "%s %s alpn=%s%s", mbedtls_ssl_get_version(&t->ssl), suite ? suite : "?",
+    vl_fmt(buf, len, "%s %s alpn=%s%s", mbedtls_ssl_get_version(&t->ssl), suite,
            alpn ? alpn : "none", c->tls_resumed ? " resumed" : "");
 }

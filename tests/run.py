@@ -78,7 +78,7 @@ def parse_cmocka(text, rc):
     """(passed, failed, failed_names) from cmocka's output; sums every group."""
     passed = sum(int(n) for n in PASSED_RE.findall(text))
     failed = sum(int(n) for n in FAILED_RE.findall(text))
-    names = FAILED_NAME_RE.findall(text)
+    names = list(dict.fromkeys(FAILED_NAME_RE.findall(text)))  # each once, in order
     if passed == 0 and failed == 0:
         return None
     if rc != 0 and failed == 0:
@@ -212,7 +212,8 @@ def run_integration(path, fn, tally, args, env):
     if timed_out:
         status, message = "fail", "timed out after %d s" % limit
     elif not status:
-        status, message = "fail", "test process exited with status %s and no result" % proc.returncode
+        status = "fail"
+        message = "test process exited with status %s and no result" % proc.returncode
     elif stragglers and status == "pass":
         status, message = "fail", "left processes running after it finished (killed)"
 
@@ -227,7 +228,8 @@ def run_integration(path, fn, tally, args, env):
         tally.failed += 1
         first, _, rest = message.partition("\n")
         out("FAIL %s: %s%s" % (name, first, timing))
-        details = rest + ("\n" + result.get("traceback", "") if args.verbose else "")
+        show_tb = args.verbose or result.get("unexpected")  # an exception, not an assert
+        details = rest + ("\n" + result.get("traceback", "") if show_tb else "")
         if output.strip() and (args.verbose or not result):
             details += "\n--- test output ---\n" + output
         if details.strip():
@@ -268,7 +270,7 @@ def child_main(path, func_name, tmp, result_path):
                           "traceback": traceback.format_exc()}
             else:
                 result = {"status": "fail", "message": "%s: %s" % (type(e).__name__, e),
-                          "traceback": traceback.format_exc()}
+                          "traceback": traceback.format_exc(), "unexpected": True}
     except Terminated as e:
         result = {"status": "fail", "message": str(e)}
     except BaseException as e:
@@ -292,6 +294,8 @@ def main():
     ap.add_argument("--keep-tmp", action="store_true", help="keep every test's temp dir")
     ap.add_argument("--no-unit", action="store_true", help="skip the cmocka binaries")
     ap.add_argument("--no-integration", action="store_true", help="skip tests/integration")
+    ap.add_argument("--integration-dir", default=INTEGRATION_DIR,
+                    help="where test_*.py live (default: tests/integration)")
     ap.add_argument("-v", "--verbose", action="store_true", help="timings, tracebacks, output")
     args = ap.parse_args()
 
@@ -306,12 +310,13 @@ def main():
 
     if not args.no_unit:
         for path in sorted(glob.glob(os.path.join(build, "tests", "test_*"))):
-            if os.path.isfile(path) and os.access(path, os.X_OK) and "." not in os.path.basename(path):
+            name = os.path.basename(path)
+            if os.path.isfile(path) and os.access(path, os.X_OK) and "." not in name:
                 run_unit(path, tally, args.keyword)
 
     if not args.no_integration:
         os.environ.update({"VOLLEY_BIN": env["VOLLEY_BIN"], "VOLLEY_BUILD": build})
-        for path in sorted(glob.glob(os.path.join(INTEGRATION_DIR, "test_*.py"))):
+        for path in sorted(glob.glob(os.path.join(args.integration_dir, "test_*.py"))):
             modname = os.path.splitext(os.path.basename(path))[0]
             try:
                 fns = discover(path)

@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -eu
 BUILD_PKGS="make gcc pkg-config libmbedtls-dev node-llhttp libc-ares-dev zlib1g-dev liburiparser-dev"
-TEST_PKGS="nginx libcmocka-dev openssl python3 valgrind"
+TEST_PKGS="nginx libcmocka-dev openssl python3 valgrind libuv1-dev libglib2.0-dev"
 pkgs="$BUILD_PKGS"
 [ "${1:-}" = "--build-only" ] || pkgs="$pkgs $TEST_PKGS"
 missing=""

@@ -12,7 +12,7 @@ def failed_record(url, *extra, **kw):
     res = run_volley(["--json"] + list(extra) + [url], **kw)
     r = check_record(res.one(), url)
     assert r["ok"] is False, "expected a failure for %s: %s" % (url, res.describe())
-    assert res.rc == 1, "a failed URL must exit 1\n" + res.describe()
+    assert res.rc == 1, res.describe("exit 1 for a failed URL")
     return r, res
 
 
@@ -98,7 +98,7 @@ def test_read_timeout_is_per_byte_not_total(tmp):
         assert "timeout: read" in r["error"], r["error"]
         # ...but well inside a 3 s one.
         ok = run_volley(["--json", "--read-timeout", "3", s.url("/slow?ms=1500")])
-    assert ok.one()["ok"], ok.describe()
+    assert ok.one()["ok"], ok.describe("the fetch to succeed")
 
 
 def test_total_timeout(tmp):
@@ -180,4 +180,4 @@ def test_error_records_come_with_the_rest_of_a_list(tmp):
     recs = res.by_index(len(urls))
     oks = [recs[i]["ok"] for i in range(len(urls))]
     assert oks == [True] + [False] * 6 + [True], oks
-    assert res.rc == 1, res.describe()
+    assert res.rc == 1, res.describe("exit 1")

@@ -24,7 +24,7 @@ def test_get_sends_host_with_port_user_agent_and_accept(tmp):
     with ScriptedServer(tmp) as s:
         res = run_volley(["--json", s.url("/echo")])
         req = only_request(s)
-    assert res.one()["ok"], res.describe()
+    assert res.one()["ok"], res.describe("the fetch to succeed")
     h = headers_of(req)
     assert req["method"] == "GET" and req["version"] == "HTTP/1.1", req
     assert h.get("host") == ["127.0.0.1:%d" % s.port], "Host: %s" % h.get("host")
@@ -41,7 +41,7 @@ def test_request_target_is_path_and_query_without_fragment(tmp):
     with ScriptedServer(tmp) as s:
         res = run_volley(["--json", s.url("/echo?a=1&b=two%20words#frag")])
         req = only_request(s)
-    assert res.one()["ok"], res.describe()
+    assert res.one()["ok"], res.describe("the fetch to succeed")
     assert req["target"] == "/echo?a=1&b=two%20words", "request target %r" % req["target"]
 
 
@@ -50,7 +50,7 @@ def test_url_without_path_requests_slash(tmp):
         res = run_volley(["--json", s.base])
         reqs = s.requests()
     assert len(reqs) == 1 and reqs[0]["target"] == "/", reqs
-    assert res.one()["status"] == 404, res.describe()
+    assert res.one()["status"] == 404, res.describe("status 404")
 
 
 def test_repeated_header_options_are_all_sent_in_order(tmp):
@@ -58,7 +58,7 @@ def test_repeated_header_options_are_all_sent_in_order(tmp):
         res = run_volley(["--json", "-H", "X-Multi: one", "-H", "X-Multi: two",
                           "-H", "X-Other: with spaces  inside", s.url("/echo")])
         req = only_request(s)
-    assert res.one()["ok"], res.describe()
+    assert res.one()["ok"], res.describe("the fetch to succeed")
     h = headers_of(req)
     assert h.get("x-multi") == ["one", "two"], "X-Multi: %s" % h.get("x-multi")
     assert h.get("x-other") == ["with spaces  inside"], h.get("x-other")
@@ -68,7 +68,7 @@ def test_header_option_replaces_the_default_user_agent(tmp):
     with ScriptedServer(tmp) as s:
         res = run_volley(["--json", "-H", "User-Agent: custom/1.0", s.url("/echo")])
         req = only_request(s)
-    assert res.one()["ok"], res.describe()
+    assert res.one()["ok"], res.describe("the fetch to succeed")
     assert headers_of(req).get("user-agent") == ["custom/1.0"], (
         "User-Agent should be replaced, not doubled: %s" % headers_of(req).get("user-agent"))
 
@@ -78,7 +78,7 @@ def test_data_string_makes_a_form_post_with_content_length(tmp):
     with ScriptedServer(tmp) as s:
         res = run_volley(["--json", "-d", body, s.url("/echo")])
         req = only_request(s)
-    assert res.one()["ok"], res.describe()
+    assert res.one()["ok"], res.describe("the fetch to succeed")
     h = headers_of(req)
     assert req["method"] == "POST", "method %s for -d" % req["method"]
     assert h.get("content-length") == [str(len(body))], h.get("content-length")
@@ -90,7 +90,7 @@ def test_method_option_with_data_sends_put(tmp):
     with ScriptedServer(tmp) as s:
         res = run_volley(["--json", "-X", "PUT", "-d", "replace", s.url("/echo")])
         req = only_request(s)
-    assert res.one()["ok"], res.describe()
+    assert res.one()["ok"], res.describe("the fetch to succeed")
     assert req["method"] == "PUT" and req["body"] == "replace", req
     assert headers_of(req).get("content-length") == ["7"], req
 
@@ -99,7 +99,7 @@ def test_method_option_without_data(tmp):
     with ScriptedServer(tmp) as s:
         res = run_volley(["--json", "-X", "DELETE", s.url("/echo")])
         req = only_request(s)
-    assert res.one()["ok"], res.describe()
+    assert res.one()["ok"], res.describe("the fetch to succeed")
     assert req["method"] == "DELETE" and req["body"] == "", req
 
 
@@ -112,7 +112,7 @@ def test_data_from_file_sends_its_exact_bytes(tmp):
     with ScriptedServer(tmp) as s:
         res = run_volley(["--json", "-d", "@" + path, s.url("/echo")])
         req = only_request(s)
-    assert res.one()["ok"], res.describe()
+    assert res.one()["ok"], res.describe("the fetch to succeed")
     assert req["method"] == "POST", req["method"]
     assert headers_of(req).get("content-length") == [str(len(content))], headers_of(req)
     got = req["body"].encode("latin-1")
@@ -122,7 +122,8 @@ def test_data_from_file_sends_its_exact_bytes(tmp):
 def test_same_request_goes_to_every_url_in_a_list(tmp):
     with ScriptedServer(tmp) as s:
         urls = [s.url("/echo?i=%d" % i) for i in range(6)]
-        res = run_volley(["--json", "-c", "3", "-X", "PATCH", "-d", "x=1", "-H", "X-Tag: t"] + urls)
+        res = run_volley(["--json", "-c", "3", "-X", "PATCH", "-d", "x=1", "-H", "X-Tag: t"]
+                         + urls)
         reqs = s.requests()
     res.by_index(6)
     assert sorted(r["target"] for r in reqs) == sorted(u[len(s.base):] for u in urls), reqs

@@ -54,7 +54,8 @@ def test_scripted_paths_behave_as_documented(tmp):
         t0 = time.monotonic()
         get(s.port, "/slow?ms=300")
         assert time.monotonic() - t0 >= 0.3
-        req = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+        req = (b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+               b"Connection: close\r\n\r\nhello")
         data, _ = raw(s.port, req)
         assert data.endswith(b"\r\n\r\n" + req), data
         reqs = s.requests()
@@ -76,6 +77,9 @@ def test_scripted_stale_drops_the_next_request_on_the_connection(tmp):
             except ConnectionResetError:
                 second = b""
             assert second == b"", second
+        reqs = s.requests()
+        got = [(r["target"], r["dropped"]) for r in reqs]
+        assert got == [("/stale", False), ("/ok", True)], reqs
 
 
 def test_scripted_stall_holds_until_the_client_leaves(tmp):

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -104,7 +105,8 @@ def volley_bin():
     if not path:
         path = os.path.join(os.path.dirname(TESTS_DIR), "build", "volley")
     if not os.access(path, os.X_OK):
-        raise AssertionError("volley binary not found at %s (run make, or pass --build DIR)" % path)
+        raise AssertionError("volley binary not found at %s (run make, or pass --build DIR)"
+                             % path)
     return path
 
 
@@ -122,17 +124,16 @@ def _volley_env(env):
     return e
 
 
-def volley_command(args, measure_rss_file=None):
+def volley_command(args):
     cmd = [volley_bin()] + [str(a) for a in args]
     if under_valgrind():
         cmd = VALGRIND + cmd
-    if measure_rss_file:
-        cmd = ["/usr/bin/time", "-v", "-o", measure_rss_file] + cmd
     return cmd
 
 
 class VolleyResult:
-    """One finished volley run.  records: the parsed JSON lines of stdout."""
+    """One finished volley run.  records: the parsed JSON lines of stdout.
+    peak_rss_kib: the process's peak RSS (valgrind's own under VOLLEY_VALGRIND)."""
 
     def __init__(self, args, rc, stdout, stderr, elapsed_s, peak_rss_kib=None):
         self.args, self.rc, self.stdout, self.stderr = args, rc, stdout, stderr
@@ -149,9 +150,11 @@ class VolleyResult:
                     raise AssertionError("non-JSON line on stdout with --json: %r\n%s"
                                          % (line[:200], self.describe()))
 
-    def describe(self, limit=1500):
-        return ("volley %s\n  exit %s after %.2f s\n  stdout: %s\n  stderr: %s"
-                % (" ".join(map(str, self.args))[:400], self.rc, self.elapsed_s,
+    def describe(self, expected=None, limit=1500):
+        """What ran and what came out; expected (if given) leads, for failure messages."""
+        head = "expected %s; got:\n" % expected if expected else ""
+        return ("%svolley %s\n  exit %s after %.2f s\n  stdout: %s\n  stderr: %s"
+                % (head, " ".join(map(str, self.args))[:400], self.rc, self.elapsed_s,
                    self.stdout[:limit], self.stderr[-limit:]))
 
     def by_index(self, n=None):
@@ -190,53 +193,131 @@ def _check_health(res):
     for marker in SANITIZER_MARKERS[:3]:
         if marker in res.stderr:
             problems.append("sanitizer output: %r" % marker)
-    if under_valgrind() and re.search(r"==\d+== .*(Invalid|uninitialised|definitely lost)",
-                                      res.stderr):
-        problems.append("valgrind output on stderr")
+    if under_valgrind():
+        if re.search(r"==\d+== .*(Invalid|uninitialised|definitely lost)", res.stderr):
+            problems.append("valgrind output on stderr")
+        leaked = _valgrind_open_fds(res.stderr)
+        if leaked:
+            problems.append("valgrind: fds %s open at exit" % leaked)
     if problems:
         raise AssertionError("volley is broken: %s\n%s" % ("; ".join(problems),
-                                                           res.describe(4000)))
+                                                           res.describe(limit=4000)))
+
+
+def _valgrind_open_fds(stderr):
+    """fds above 2 that --track-fds lists as open at exit, less inherited ones."""
+    fds = []
+    lines = stderr.splitlines()
+    for i, line in enumerate(lines):
+        m = re.search(r"==\d+== Open (?:file descriptor|AF_\w+ socket) (\d+)", line)
+        if m and int(m.group(1)) > 2:
+            following = lines[i + 1] if i + 1 < len(lines) else ""
+            if "<inherited from parent>" not in following:
+                fds.append(int(m.group(1)))
+    return fds
+
+
+_OWN_NAME = None
+
+
+def _vm_hwm_kib(pid):
+    """Peak RSS so far of pid, once it has exec'd (a forked child not yet
+    exec'd still shows this Python's memory: rusage's ru_maxrss counts that
+    too, which is why it is not used)."""
+    global _OWN_NAME
+    if _OWN_NAME is None:
+        with open("/proc/self/status") as f:
+            _OWN_NAME = f.readline()
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            text = f.read()
+    except OSError:
+        return None
+    if text.startswith(_OWN_NAME):
+        return None
+    m = re.search(r"^VmHWM:\s+(\d+) kB", text, re.M)
+    return int(m.group(1)) if m else None
 
 
 def _timeout_scale():
     return 5.0 if under_valgrind() else 1.0
 
 
+def _drain(pipe, sink):
+    try:
+        while True:
+            chunk = pipe.read(65536)
+            if not chunk:
+                break
+            sink.append(chunk)
+    finally:
+        pipe.close()
+
+
+def _feed(pipe, data):
+    try:
+        pipe.write(data)
+    except BrokenPipeError:
+        pass  # volley stopped reading (e.g. a usage error); its exit status tells
+    finally:
+        try:
+            pipe.close()
+        except BrokenPipeError:
+            pass
+
+
 def run_volley(args, input=None, timeout=30, env=None, check=True, cwd=None, measure_rss=False):
     """Run build/volley with args (a list).  input: str or bytes for stdin.
     Fails (AssertionError) when it does not finish within timeout seconds, and,
     with check, when it leaked fds, crashed or a sanitizer/valgrind complained.
-    measure_rss: also record peak RSS in KiB (via /usr/bin/time -v)."""
+    The result's peak_rss_kib is the process's VmHWM, sampled every few ms
+    while it runs (None if it ended before a sample); measure_rss is kept for
+    callers that say they rely on it."""
     args = [str(a) for a in args]
-    rss_file = None
-    if measure_rss:
-        if not os.access("/usr/bin/time", os.X_OK):
-            raise Skip("/usr/bin/time is not installed")
-        rss_file = os.path.join(cwd or os.getcwd(), ".volley-rss-%d" % os.getpid())
-    cmd = volley_command(args, rss_file)
     if isinstance(input, str):
         input = input.encode()
     limit = timeout * _timeout_scale()
     t0 = time.monotonic()
+    proc = subprocess.Popen(volley_command(args), env=_volley_env(env), cwd=cwd,
+                            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = [], []
+    threads = [threading.Thread(target=_drain, args=(proc.stdout, out), daemon=True),
+               threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True)]
+    if input is not None:
+        threads.append(threading.Thread(target=_feed, args=(proc.stdin, input), daemon=True))
+    for t in threads:
+        t.start()
+    status = None
+    timed_out = False
+    peak_kib = None
     try:
-        p = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env=_volley_env(env), timeout=limit, cwd=cwd,
-                           stdin=None if input is not None else subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"").decode("utf-8", "replace")
-        err = (e.stderr or b"").decode("utf-8", "replace")
-        raise AssertionError("volley did not finish within %.0f s: volley %s\n  stdout: %s\n"
-                             "  stderr: %s" % (limit, " ".join(args)[:300], out[-800:],
-                                               err[-800:]))
+        while True:
+            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_kib = _vm_hwm_kib(proc.pid) or peak_kib
+            if time.monotonic() - t0 > limit:
+                timed_out = True
+                proc.kill()
+                _, status, _ = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.002)
+    finally:
+        if status is None:  # interrupted (the runner's timeout): leave nothing behind
+            proc.kill()
+            os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status) if status is not None else -9
+        for t in threads:
+            t.join(5)
     elapsed = time.monotonic() - t0
-    peak = None
-    if rss_file:
-        with open(rss_file) as f:
-            m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", f.read())
-        os.unlink(rss_file)
-        peak = int(m.group(1)) if m else None
-    res = VolleyResult(args, p.returncode, p.stdout.decode("utf-8", "replace"),
-                       p.stderr.decode("utf-8", "replace"), elapsed, peak)
+    stdout = b"".join(out).decode("utf-8", "replace")
+    stderr = b"".join(err).decode("utf-8", "replace")
+    if timed_out:
+        raise AssertionError("volley did not finish within %.0f s: volley %s\n  stdout: %s\n"
+                             "  stderr: %s" % (limit, " ".join(args)[:300], stdout[-800:],
+                                               stderr[-800:]))
+    res = VolleyResult(args, proc.returncode, stdout, stderr, elapsed, peak_kib)
     if check:
         _check_health(res)
     return res
@@ -257,14 +338,20 @@ def check_record(rec, url=None):
         assert rec["error"] is None, "ok record with an error: %s" % rec
         assert isinstance(rec["status"], int) and 100 <= rec["status"] <= 599, rec
     else:
-        assert isinstance(rec["error"], str) and rec["error"], "failed record without error: %s" % rec
+        assert isinstance(rec["error"], str) and rec["error"], (
+            "failed record without error: %s" % rec)
     timings = rec.get("timings")
     assert isinstance(timings, dict), "record lacks timings: %s" % rec
     for name in TIMING_FIELDS:
-        v = timings.get(name)
+        # A phase that did not happen is null (JSON for the library's -1) or -1.
+        assert name in timings, "timings lacks %s: %s" % (name, rec)
+        v = timings[name]
+        if v is None:
+            continue
         assert isinstance(v, (int, float)) and not isinstance(v, bool), (
             "timings.%s is %r: %s" % (name, v, rec))
-        assert v >= 0 or v == -1, "timings.%s is %r (want >= 0 or -1): %s" % (name, v, rec)
+        assert v >= 0 or v == -1, "timings.%s is %r (want >= 0, -1 or null): %s" % (name, v, rec)
+    assert isinstance(timings["total_ms"], (int, float)), "timings.total_ms missing: %s" % rec
     assert isinstance(rec.get("reused"), bool), "record lacks bool 'reused': %s" % rec
     attempts = rec.get("attempts")
     assert isinstance(attempts, int) and not isinstance(attempts, bool) and attempts >= 0, (
@@ -504,7 +591,8 @@ http {{
     fastcgi_temp_path {d}/tmp/fastcgi;
     uwsgi_temp_path {d}/tmp/uwsgi;
     scgi_temp_path {d}/tmp/scgi;
-    log_format volley '$connection $connection_requests $status $body_bytes_sent "$request" $ssl_session_reused';
+    log_format volley '$connection $connection_requests $status $body_bytes_sent '
+                      '"$request" $ssl_session_reused';
     access_log {d}/access.log volley;
     keepalive_requests {kr};
     keepalive_timeout {kt}s;
@@ -618,4 +706,6 @@ http {{
 
     def connections(self, entries=None):
         """Distinct TCP connections in the access log."""
-        return len({e["connection"] for e in (entries if entries is not None else self.access_log())})
+        if entries is None:
+            entries = self.access_log()
+        return len({e["connection"] for e in entries})

@@ -24,9 +24,10 @@ SIGTERM.  Modes (the misbehaving ones need no certificate):
                   header promising 1000 bytes, 100 of them, and closes (FIN).
   truncated-body  TLS handshake, reads the request, answers a response whose
                   last TLS record is cut short by 10 bytes, then closes (FIN).
+  tls13-only      TLS 1.3 or nothing: a TLS 1.2 client gets a protocol_version alert.
+  plain-http      no TLS: reads what comes and answers an HTTP 400, then closes.
 
-Also: CertsOnce (make_certs in a test's temp dir, once per process),
-handshakes_from_log(), nginx_ssl_locations().
+Also certs_in(tmp): certs.make_certs() under tmp/certs, once per process.
 """
 import argparse
 import hashlib
@@ -41,7 +42,6 @@ import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 WWW_BODY = b"hello over tls\n"
 SHA_READ_DELAY_S = 0.002
 IO_TIMEOUT_S = 20
@@ -152,6 +152,9 @@ def serve_truncated_body(ctx, raw):
 
 def serve_raw(mode, raw):
     raw.recv(65536)  # the ClientHello (or most of it)
+    if mode == "plain-http":
+        raw.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                    b"Connection: close\r\n\r\n")
     if mode == "reset-handshake":
         _reset(raw)
         return
@@ -166,8 +169,8 @@ def serve_raw(mode, raw):
 def handle(mode, ctx, raw):
     raw.settimeout(IO_TIMEOUT_S)
     try:
-        if mode in ("www", "www-no-notify"):
-            serve_www(ctx, raw, mode == "www")
+        if mode in ("www", "www-no-notify", "tls13-only"):
+            serve_www(ctx, raw, mode != "www-no-notify")
         elif mode == "sha":
             serve_sha(ctx, raw)
         elif mode == "truncated-body":
@@ -183,8 +186,8 @@ def handle(mode, ctx, raw):
             pass
 
 
-RAW_MODES = ("reset-handshake", "eof-handshake", "truncated-handshake")
-MODES = ("www", "www-no-notify", "sha", "truncated-body") + RAW_MODES
+RAW_MODES = ("reset-handshake", "eof-handshake", "truncated-handshake", "plain-http")
+MODES = ("www", "www-no-notify", "sha", "truncated-body", "tls13-only") + RAW_MODES
 
 
 def server_main(argv):
@@ -199,9 +202,13 @@ def server_main(argv):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)
         ctx.set_alpn_protocols(["http/1.1"])
+        if args.mode == "tls13-only":
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if args.mode == "sha":  # a small window (no autotuning): the client must wait
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
     ls.bind(("127.0.0.1", args.port))
     ls.listen(128)
     sys.stdout.write("%d\n" % ls.getsockname()[1])
@@ -287,11 +294,6 @@ def certs_in(tmp):
     if d not in _certs:
         _certs[d] = make_certs(d)
     return _certs[d]
-
-
-def session_reuse_flags(nginx):
-    """The $ssl_session_reused field ("r" or ".") of each access-log line, in order."""
-    return [e["ssl_reused"] for e in nginx.access_log()]
 
 
 if __name__ == "__main__":

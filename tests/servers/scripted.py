@@ -13,7 +13,8 @@ carries `X-Conn: N` (the 1-based number of the TCP connection it went out on).
 Behaviour is chosen by the request path:
 
   /ok                 200, Content-Length, body OK_BODY; keep-alive.  ?size=N: N bytes of 'x'.
-  /chunked            200, chunked, chunk extensions and a trailer; decoded body CHUNKED_BODY.
+  /chunked            200, chunked, chunk extensions and two trailers; decoded body
+                      CHUNKED_BODY.  ?ext=multi: a chunk with ";a=1;b=2" instead.
   /close              200 with neither Content-Length nor Transfer-Encoding: the body
                       (CLOSE_BODY) is delimited by closing the connection.
   /head-like          GET: 200 with HEAD_LIKE_LEN bytes.  HEAD: the same headers
@@ -59,7 +60,12 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 OK_BODY = b"hello from scripted\n"
-CHUNKS = [(b"hello", b";name=value"), (b", chunked", b";a=1;b=\"quoted\""), (b" world\n" * 40, b"")]
+# (data, chunk extension) pairs; RFC 9112 §7.1.1 chunk-ext = *( ";" name [ "=" value ] ),
+# value = token / quoted-string.
+CHUNKS = [(b"hello", b";name=value"), (b", chunked", b';q="quoted; value"'),
+          (b" world\n" * 40, b";flag;other")]
+# /chunked?ext=multi: several extensions on one chunk, the first with a token value.
+CHUNKS_MULTI = [(b"hello", b""), (b", chunked", b";a=1;b=2"), (b" world\n" * 40, b"")]
 CHUNKED_BODY = b"".join(data for data, _ in CHUNKS)
 CLOSE_BODY = bytes(range(256)) * 8  # 2048 bytes
 HEAD_LIKE_LEN = 1234
@@ -213,7 +219,8 @@ def h_ok(c, req):
 def h_chunked(c, req):
     out = response(200, "OK", ["Content-Type: text/plain", "Transfer-Encoding: chunked"],
                    length=False, conn=c)
-    for i, (data, ext) in enumerate(CHUNKS):
+    chunks = CHUNKS_MULTI if req.query.get("ext") == "multi" else CHUNKS
+    for i, (data, ext) in enumerate(chunks):
         size = b"%x" % len(data)
         if i == 2:
             size = size.upper()  # hex digits are case-insensitive

@@ -1,0 +1,311 @@
+"""scenarios.py: the six scenarios.  Each one starts its own nginx (stopped by
+PID when it ends, whatever happens), writes its URL lists, runs the clients in
+alternation and returns its sections (tables) for the report."""
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+from core import PY, Aiohttp, Curl, Job, Requests, Script, Section, Volley, Wrk, log, run_one, run_rounds
+from nginx import DELAY_BODY
+
+KB1 = 1024
+MiB = 1 << 20
+GiB = 1 << 30
+
+FULL = dict(seed_rounds=5, many_n=100_000, many_rounds=3, wrk_secs=5, tls_n=5_000, tls_rounds=3,
+            big_total=GiB, big_rounds=3, idle_n=10_000, idle_base=100, idle_rounds=1,
+            idle_delay_plain=6, idle_delay_tls=20, list_small=10_000, list_big=1_000_000,
+            list_rounds=1)
+QUICK = dict(seed_rounds=3, many_n=20_000, many_rounds=2, wrk_secs=3, tls_n=2_000, tls_rounds=2,
+             big_total=256 * MiB, big_rounds=2, idle_n=1_000, idle_base=100, idle_rounds=1,
+             idle_delay_plain=3, idle_delay_tls=5, list_small=10_000, list_big=100_000,
+             list_rounds=1)
+
+SEED_HOSTS = ["a.seed.test", "b.seed.test", "c.seed.test"]
+TLS_HOSTS = ["h%02d.tls.test" % i for i in range(50)]
+IDLE_HOST = "idle.test"
+ALL_HOSTS = SEED_HOSTS + TLS_HOSTS + [IDLE_HOST]
+
+
+def write_urls(ctx, name, urls):
+    path = os.path.join(ctx.scratch, name + ".urls")
+    with open(path, "w") as f:
+        n = 0
+        for u in urls:
+            f.write(u)
+            f.write("\n")
+            n += 1
+    return path, n
+
+
+def resolves(hosts, port):
+    return ["%s:%d:127.0.0.1" % (h, port) for h in hosts]
+
+
+def std_clients(ctx, node=True, aiohttp=True, curl=True, requests=False):
+    cs = [Volley("volley", ctx.volley)]
+    if curl:
+        cs.append(Curl("curl --parallel"))
+    if aiohttp:
+        cs.append(Aiohttp("aiohttp", PY, "aiohttp_get.py"))
+    if node:
+        cs.append(Script("node fetch", "node", "node_fetch.mjs"))
+    if requests:
+        cs.append(Requests("requests (sequential)", PY, "requests_get.py"))
+    return cs
+
+
+# -- 1. seed -----------------------------------------------------------------
+
+def seed(ctx):
+    P = ctx.P
+    with ctx.nginx() as ng:
+        port = ng.https_port
+        rs = resolves(SEED_HOSTS, port)
+        urls = ["https://%s:%d/delay?s=0.1&i=%d" % (SEED_HOSTS[i % 3], port, i) for i in range(30)]
+        path, n = write_urls(ctx, "seed", urls)
+        job = Job("seed", path, n, n * len(DELAY_BODY), 100, rs, ctx.certs["ca"], timeout=120,
+                  server=ng)
+        one_path, _ = write_urls(ctx, "seed-one", urls[:1])
+        one = Job("seed1", one_path, 1, len(DELAY_BODY), 1, rs, ctx.certs["ca"], timeout=60, server=ng)
+        sec = Section("seed", "seed: 30 HTTPS URLs, 3 host names x 10, each answer delayed 100 ms",
+                      job, "30 GETs over TLS (verified against the test CA), names resolved to "
+                      "127.0.0.1 by each client's override; concurrency 100 (all at once) except "
+                      "`volley -c 1` and requests (sequential).  *critical path* = volley fetching "
+                      "one of the URLs alone: process start + one handshake + 100 ms.")
+        clients = [Volley("volley", ctx.volley), Volley("volley -c 1", ctx.volley, concurrency=1),
+                   Curl("curl --parallel"), Aiohttp("aiohttp gather", PY, "aiohttp_get.py"),
+                   Script("node fetch Promise.all", "node", "node_fetch.mjs"),
+                   Requests("requests (sequential)", PY, "requests_get.py"),
+                   Volley("critical path (1 URL)", ctx.volley, job=one)]
+        run_rounds(ctx, sec, clients, P["seed_rounds"])
+        sec.no_rps = {"critical path (1 URL)"}
+    return [sec]
+
+
+# -- 2. many -----------------------------------------------------------------
+
+def many(ctx):
+    P = ctx.P
+    N = P["many_n"]
+    with ctx.nginx(workers=ctx.args.nginx_workers) as ng:
+        base = "http://127.0.0.1:%d/f/1k.bin" % ng.http_port
+        path, n = write_urls(ctx, "many", ("%s?i=%d" % (base, i) for i in range(N)))
+        job = Job("many", path, n, n * KB1, 100, timeout=600, server=ng)
+        sec = Section("many", "many: %d small GETs (1 KiB), HTTP/1.1 keep-alive, concurrency 100, one host"
+                      % N, job, "Plain HTTP to nginx (%d worker%s); wrk -t1 -c100 -d%ds on the same URL "
+                      "is the ceiling (its count is whatever it did in that time)."
+                      % (ctx.args.nginx_workers, "s" if ctx.args.nginx_workers > 1 else "", P["wrk_secs"]))
+        clients = std_clients(ctx)
+        clients.insert(1, Wrk("wrk -t1 (ceiling)", base, P["wrk_secs"]))
+        sec.add_na("requests (sequential)", "sequential requests at 100k GETs would take minutes; not a concurrency-100 client")
+        run_rounds(ctx, sec, clients, P["many_rounds"])
+    return [sec]
+
+
+# -- 3. tls ------------------------------------------------------------------
+
+def tls(ctx):
+    P = ctx.P
+    N = P["tls_n"]
+    with ctx.nginx() as ng:
+        port = ng.https_port
+        urls = ("https://%s:%d/f/1k.bin?i=%d" % (TLS_HOSTS[i % 50], port, i) for i in range(N))
+        path, n = write_urls(ctx, "tls", urls)
+        job = Job("tls", path, n, n * KB1, 50, resolves(TLS_HOSTS, port), ctx.certs["ca"], timeout=600,
+                  server=ng)
+        sec = Section("tls", "tls: %d HTTPS GETs (1 KiB), concurrency 50, over 50 host names" % N, job,
+                      "Each name its own origin: connection pools, handshakes and session "
+                      "resumption per name; server offers %s." % ctx.args.tls_protocols)
+        sec.add_na("requests (sequential)", "not a concurrency-50 client")
+        run_rounds(ctx, sec, std_clients(ctx), P["tls_rounds"])
+    return [sec]
+
+
+# -- 4. big ------------------------------------------------------------------
+
+def big(ctx):
+    P = ctx.P
+    total = P["big_total"]
+    part = total // 16
+    for name, size in (("big.bin", total), ("part.bin", part)):
+        with open(os.path.join(ctx.docroot, name), "wb") as f:
+            f.truncate(size)   # sparse: costs no disk, served from the page cache
+    secs = []
+    free = shutil.disk_usage(ctx.scratch).free
+    with ctx.nginx() as ng:
+        for count, fname, size in ((1, "big.bin", total), (16, "part.bin", part)):
+            url = "http://127.0.0.1:%d/f/%s" % (ng.http_port, fname)
+            warm(url)   # the sparse file's pages into the page cache before anyone is timed
+            path, n = write_urls(ctx, "big%d" % count, ("%s?i=%d" % (url, i) for i in range(count)))
+            for save in (False, True):
+                key = "big-%d-%s" % (count, "save" if save else "discard")
+                job = Job(key, path, n, n * size, 16, stream=True, save=save, timeout=600, server=ng)
+                what = "%d x %s" % (count, human_size(size))
+                sec = Section(key, "big: %s, %s" % (what, "saved with -o (one file per body)" if save
+                                                      else "body discarded"), job,
+                              "Plain HTTP, nginx sendfile from the page cache; %s; bodies "
+                              "streamed in chunks by every client.  MB/s = 10^6 bytes/s of wall time."
+                              % ("16 in parallel" if count > 1 else "one transfer"),
+                              columns=("wall", "mbps", "cpu", "rss"), ratios=("wall", "mbps", "cpu", "rss"))
+                if save and free < 3 * total:
+                    for c in ("volley", "curl --parallel", "aiohttp", "node fetch"):
+                        sec.add_na(c, "not enough free disk in %s" % ctx.scratch)
+                    secs.append(sec)
+                    continue
+                clients = std_clients(ctx, requests=(count == 1))
+                if count > 1:
+                    sec.add_na("requests (sequential)", "sequential: not a parallel client")
+                run_rounds(ctx, sec, clients, P["big_rounds"])
+                secs.append(sec)
+    for name in ("big.bin", "part.bin"):
+        os.unlink(os.path.join(ctx.docroot, name))
+    return secs
+
+
+def warm(url):
+    subprocess.run(["curl", "-q", "-s", "-o", "/dev/null", url], timeout=300)
+
+
+def human_size(n):
+    return "%d GiB" % (n // GiB) if n >= GiB and n % GiB == 0 else "%d MiB" % (n // MiB)
+
+
+# -- 5. idle -----------------------------------------------------------------
+
+class IdleSection(Section):
+    kind = "idle"
+
+
+def idle(ctx):
+    P = ctx.P
+    secs = []
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # volley keeps 2 descriptors per fetch (socket + a happy-eyeballs spare):
+    # stay where every client can hold all N at once under this box's limit.
+    N = min(P["idle_n"], (soft - 64) // 2 // 100 * 100)
+    n0 = P["idle_base"]
+    limit_note = None
+    if N < P["idle_n"]:
+        limit_note = ("%d connections asked; this box's open-file limit is %d and volley keeps 2 "
+                      "descriptors per fetch (socket + a happy-eyeballs spare; it lowers -c to fit), "
+                      "so every client holds %d" % (P["idle_n"], soft, N))
+    with ctx.nginx(workers=2, conns=N + 512) as ng:
+        for mode in ("plain", "tls"):
+            delay = P["idle_delay_" + mode]
+            if mode == "plain":
+                base, rs, ca = "http://127.0.0.1:%d/delay" % ng.http_port, [], None
+            else:
+                base, rs, ca = ("https://%s:%d/delay" % (IDLE_HOST, ng.https_port),
+                                resolves([IDLE_HOST], ng.https_port), ctx.certs["ca"])
+            jobs = {}
+            for count in (n0, N):
+                d = delay if count == N else min(delay, 2)   # 2 s is ample for 100 to be open at once
+                path, n = write_urls(ctx, "idle-%s-%d" % (mode, count),
+                                     ("%s?s=%g&i=%d" % (base, d, i) for i in range(count)))
+                jobs[count] = Job("idle-%s-%d" % (mode, count), path, n, n * len(DELAY_BODY), count,
+                                  rs, ca, timeout=max(180, 8 * delay), server=ng)
+            sec = IdleSection("idle-" + mode, "idle: %d concurrent %s connections, each answer held %gs"
+                              % (N, "plain HTTP" if mode == "plain" else "TLS", delay), jobs[N],
+                              "Every request is in flight at once (concurrency = N).  KiB/conn = "
+                              "(peak RSS with %d conns - peak RSS with %d) / %d.  *server peak* = most "
+                              "connections nginx saw open at once (stub_status, polled every 50 ms): "
+                              "a connection whose answer came stays open in the client's pool until "
+                              "it exits, so all N count at the peak even when the handshakes take "
+                              "longer than the hold."
+                              % (N, n0, N - n0))
+            sec.n, sec.n0, sec.base_runs, sec.peak = N, n0, {}, {}
+            if limit_note:
+                sec.notes.append(limit_note)
+            clients = std_clients(ctx, curl=False)
+            sec.add_na("curl --parallel", "--parallel-max is capped at 300 transfers")
+            live = []
+            for c in clients:
+                sec.clients.append(c.name)
+                why = ctx.unavailable(c, sec)
+                if why:
+                    sec.na[c.name] = why
+                else:
+                    live.append(c)
+                    sec.runs[c.name], sec.base_runs[c.name], sec.peak[c.name] = [], [], []
+            for rnd in range(P["idle_rounds"]):
+                for c in (live if rnd % 2 == 0 else live[::-1]):
+                    peak = [0]
+
+                    def poll(stop, peak=peak):
+                        while not stop.wait(0.05):
+                            a = ng.active_connections()
+                            if a is not None and a > peak[0]:
+                                peak[0] = a
+                    r = run_one(ctx, c, jobs[N], rnd, during=poll)
+                    r.m.extra = dict(r.m.extra or {}, server_peak=peak[0])
+                    sec.runs[c.name].append(r)
+                    sec.peak[c.name].append(peak[0])
+                    sec.base_runs[c.name].append(run_one(ctx, c, jobs[n0], rnd))
+                    wait_for_idle_server(ng)
+            secs.append(sec)
+    return secs
+
+
+def wait_for_idle_server(ng, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        a = ng.active_connections()
+        if a is not None and a <= 0:
+            return
+        time.sleep(0.1)
+
+
+# -- 6. list -----------------------------------------------------------------
+
+class ListSection(Section):
+    kind = "list"
+
+
+def list_(ctx):
+    P = ctx.P
+    small, bigN = P["list_small"], P["list_big"]
+    with ctx.nginx(workers=ctx.args.nginx_workers) as ng:
+        base = "http://127.0.0.1:%d/f/1k.bin" % ng.http_port
+        jobs = {}
+        for count in (small, bigN):
+            path, n = write_urls(ctx, "list-%d" % count, ("%s?i=%d" % (base, i) for i in range(count)))
+            jobs[count] = Job("list-%d" % count, path, n, n * KB1, 100, timeout=900, server=ng)
+        sec = ListSection("list", "list: a %s-line URL list vs a %s-line one (concurrency 100, 1 KiB each)"
+                          % (fmt_count(bigN), fmt_count(small)), jobs[bigN],
+                          "Peak RSS of the whole run with each list; the list is the client's own "
+                          "input (volley -i FILE, curl -K FILE, the scripts stream the file).")
+        sec.small, sec.big, sec.small_runs = small, bigN, {}
+        clients = [Volley("volley", ctx.volley), Curl("curl --parallel")]
+        for name in ("aiohttp", "node fetch"):
+            sec.add_na(name, "time budget: ~2k req/s here (see many); its script streams the list "
+                             "(flat by construction)")
+        live = []
+        for c in clients:
+            sec.clients.append(c.name)
+            why = ctx.unavailable(c, sec)
+            if why:
+                sec.na[c.name] = why
+            else:
+                live.append(c)
+                sec.runs[c.name], sec.small_runs[c.name] = [], []
+        for rnd in range(P["list_rounds"]):
+            for c in (live if rnd % 2 == 0 else live[::-1]):
+                sec.small_runs[c.name].append(run_one(ctx, c, jobs[small], rnd))
+                sec.runs[c.name].append(run_one(ctx, c, jobs[bigN], rnd))
+    return [sec]
+
+
+def fmt_count(n):
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return "%dM" % (n // 1_000_000)
+    if n >= 1000 and n % 1000 == 0:
+        return "%dk" % (n // 1000)
+    return str(n)
+
+
+SCENARIOS = {"seed": seed, "many": many, "tls": tls, "big": big, "idle": idle, "list": list_}
+HTTPS_SCENARIOS = {"seed", "tls", "idle"}
