@@ -24,6 +24,9 @@ struct conn;
 struct conn_ops {
     const char *name;                                           /* "tcp" or "tls" */
     ssize_t (*read)(struct conn *c, void *buf, size_t len);     /* 0 = orderly EOF */
+    /* After -EAGAIN or a partial count, call again with the same remaining
+     * bytes first (more may follow them): mbedTLS has already encrypted
+     * what it took, and a TLS record cannot be taken back. */
     ssize_t (*writev)(struct conn *c, const struct iovec *iov, int iovcnt);
     int (*handshake)(struct conn *c);                           /* 0 when done */
     void (*close)(struct conn *c);                              /* release TLS state */
