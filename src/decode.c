@@ -40,8 +40,18 @@ int decoder_init(struct decoder *d, enum decode_kind kind)
 {
     memset(d, 0, sizeof(*d));
     d->kind = kind;
-    return kind == DECODE_NONE ? 0 : start(d);
+    /* deflate starts once its first two bytes tell zlib-wrapped from raw */
+    return kind == DECODE_GZIP ? start(d) : 0;
 }
+
+/* RFC 1950 §2.2: CM = 8, CINFO <= 7, and the 16-bit header a multiple of 31. */
+static int zlib_header(const unsigned char *b)
+{
+    return (b[0] & 0x0f) == 8 && (b[0] >> 4) <= 7 && ((b[0] << 8) | b[1]) % 31 == 0;
+}
+
+static int inflate_some(struct decoder *d, const char *in, size_t len, decode_out_fn *out,
+                        void *data, char *err, size_t errlen);
 
 void decoder_free(struct decoder *d)
 {
@@ -60,6 +70,26 @@ static int fail(char *err, size_t errlen, struct decoder *d, const char *what)
 int decoder_feed(struct decoder *d, const char *in, size_t len, decode_out_fn *out, void *data,
                  char *err, size_t errlen)
 {
+    if (d->kind == DECODE_DEFLATE && !d->started) {
+        while (d->nhead < 2 && len) {
+            d->head[d->nhead++] = (unsigned char)*in++;
+            len--;
+        }
+        if (d->nhead < 2)
+            return 0;
+        d->raw = !zlib_header(d->head);
+        if (start(d) < 0)
+            return fail(err, errlen, d, "init failed");
+        int rc = inflate_some(d, (const char *)d->head, 2, out, data, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return inflate_some(d, in, len, out, data, err, errlen);
+}
+
+static int inflate_some(struct decoder *d, const char *in, size_t len, decode_out_fn *out,
+                        void *data, char *err, size_t errlen)
+{
     char buf[OUT_CHUNK];
     d->z.next_in = (Bytef *)in;
     d->z.avail_in = (uInt)len;
@@ -77,18 +107,6 @@ int decoder_feed(struct decoder *d, const char *in, size_t len, decode_out_fn *o
         d->z.next_out = (Bytef *)buf;
         d->z.avail_out = sizeof(buf);
         int rc = inflate(&d->z, Z_NO_FLUSH);
-        if (rc == Z_DATA_ERROR && d->kind == DECODE_DEFLATE && !d->raw && d->z.total_out == 0 &&
-            d->z.total_in < 2) {
-            /* not zlib-wrapped: start over as raw deflate on the same bytes */
-            inflateEnd(&d->z);
-            d->started = 0;
-            d->raw = 1;
-            if (start(d) < 0)
-                return fail(err, errlen, d, "init failed");
-            d->z.next_in = (Bytef *)in;
-            d->z.avail_in = (uInt)len;
-            continue;
-        }
         if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
             return fail(err, errlen, d, "data is corrupt");
         size_t produced = sizeof(buf) - d->z.avail_out;
@@ -109,7 +127,7 @@ int decoder_finish(struct decoder *d, char *err, size_t errlen)
 {
     if (d->kind == DECODE_NONE || d->ended)
         return 0;
-    if (d->z.total_in == 0)
+    if (d->z.total_in == 0 && d->nhead == 0)
         return 0; /* an empty body with a Content-Encoding: nothing to decode */
     vl_fmt(err, errlen, "decode: %s stream truncated", d->kind == DECODE_GZIP ? "gzip" : "deflate");
     return -VL_EDECODE;

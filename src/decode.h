@@ -14,6 +14,8 @@ struct decoder {
     int started;        /* inflateInit done */
     int raw;            /* deflate without the zlib wrapper */
     int ended;          /* a complete stream was seen */
+    unsigned char head[2]; /* deflate: the first bytes, held until the wrapper is known */
+    int nhead;
     z_stream z;
 };
 

@@ -400,11 +400,16 @@ static int64_t retry_after_us(const char *v)
 static uint64_t backoff_us(const vl_fetch *f)
 {
     const vl_client_opts *o = &f->cl->opts;
-    if (o->retry_delay_s > 0)
-        return (uint64_t)(o->retry_delay_s * 1e6);
+    /* A server's Retry-After is a minimum, as in curl: the larger wins. */
     int64_t ra = retry_after_us(f->resp.headers_done ? f->resp.hdr[HH_RETRY_AFTER] : NULL);
+    if (ra > (int64_t)RETRY_AFTER_MAX_US)
+        ra = RETRY_AFTER_MAX_US;
+    if (o->retry_delay_s > 0) {
+        uint64_t fixed = (uint64_t)(o->retry_delay_s * 1e6);
+        return ra > (int64_t)fixed ? (uint64_t)ra : fixed;
+    }
     if (ra >= 0)
-        return (uint64_t)ra > RETRY_AFTER_MAX_US ? RETRY_AFTER_MAX_US : (uint64_t)ra;
+        return (uint64_t)ra;
     /* 1 s, 2 s, 4 s ... with "equal jitter": half fixed, half random, so
      * many fetches failing together do not come back together. */
     uint64_t base = 1000000u << (f->attempts - 1 < 5 ? f->attempts - 1 : 5);

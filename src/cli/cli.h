@@ -36,6 +36,24 @@ struct cli_stats {
     uint64_t urls, ok, failed, bytes;
 };
 void out_record(FILE *f, const vl_result *r, int json);
+
+/* The progress line on a terminal (progress.c).  Counters are updated from
+ * any worker thread; draw and erase only under the output lock. */
+#include <stdatomic.h>
+#define PROGRESS_PERIOD_MS 100          /* at most 10 redraws a second */
+struct progress {
+    atomic_ullong started, done, failed, bytes;
+    atomic_llong total;                 /* input URLs; -1 until the input ends */
+    int on;                             /* stderr is a terminal, no --json, -v, --no-progress */
+    int shown;                          /* a line is on the screen */
+    uint64_t t0_ms;
+};
+void progress_init(struct progress *p, const struct cli_opts *o);
+void progress_started(struct progress *p);
+void progress_input_ended(struct progress *p, int64_t total);
+void progress_result(struct progress *p, const vl_result *r);
+void progress_draw(struct progress *p);
+void progress_erase(struct progress *p);
 void out_json_string(FILE *f, const char *s);
 
 #endif

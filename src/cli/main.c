@@ -35,6 +35,7 @@ struct worker {
     pthread_t thread;
     int window;
     char *url;                  /* the current request's URL (owned) */
+    int draws_progress;         /* this worker's loop redraws the progress line */
     char path[4096];            /* -o: the file for the current request */
     struct cli_stats st;
     int rc;
@@ -43,6 +44,7 @@ struct worker {
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static int out_tty;
+static struct progress progress;    /* drawn and erased under out_lock */
 
 static double since(const struct timespec *t0)
 {
@@ -106,8 +108,12 @@ static char *take_url(struct input *in, int64_t *index)
             }
         }
     }
-    if (url)
+    if (url) {
         *index = in->index++;
+        progress_started(&progress);
+    } else {
+        progress_input_ended(&progress, in->index);
+    }
     pthread_mutex_unlock(&in->lock);
     return url;
 }
@@ -148,11 +154,24 @@ static void on_result(const vl_result *r, void *data)
     else
         w->st.failed++;
     w->st.bytes += r->bytes;
+    progress_result(&progress, r);
     pthread_mutex_lock(&out_lock);
+    if (out_tty)
+        progress_erase(&progress); /* the record goes to the same terminal */
     out_record(stdout, r, w->o->json);
     if (out_tty)
         fflush(stdout);
     pthread_mutex_unlock(&out_lock);
+}
+
+static void on_progress_timer(vl_loop *loop, vl_timer *t, void *data)
+{
+    (void)loop;
+    (void)data;
+    pthread_mutex_lock(&out_lock);
+    progress_draw(&progress);
+    pthread_mutex_unlock(&out_lock);
+    vl_timer_start(t, PROGRESS_PERIOD_MS);
 }
 
 static void trace_line(void *data, const char *line)
@@ -258,9 +277,14 @@ static void *worker_main(void *arg)
     if (w->o->verbose)
         vl_loop_set_trace(loop, trace_line, NULL);
     co.concurrency = w->window;
+    vl_timer *progress_timer = NULL;
+    if (w->draws_progress && progress.on &&
+        (progress_timer = vl_timer_new(loop, on_progress_timer, NULL)))
+        vl_timer_start(progress_timer, PROGRESS_PERIOD_MS);
     w->rc = vl_client_new(loop, &co, &client, w->err, sizeof(w->err));
     if (w->rc == 0)
         w->rc = vl_gather(client, w->window, next_request, w, on_result, w);
+    vl_timer_free(progress_timer);
     if (w->rc > 0)
         w->rc = 0; /* failed fetches are counted in st, not an error of the run */
     vl_client_free(client);
@@ -301,6 +325,8 @@ static int run_cli(struct cli_opts *o)
     struct worker *w = calloc((size_t)nthreads, sizeof(*w));
     if (!w)
         goto out;
+    progress_init(&progress, o);
+    w[0].draws_progress = 1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < nthreads; i++) {
         w[i].in = &in;
@@ -334,6 +360,7 @@ static int run_cli(struct cli_opts *o)
         }
     }
     fflush(stdout);
+    progress_erase(&progress); /* every worker has ended: no lock needed */
     fprintf(stderr, "volley: %llu URLs, %llu ok, %llu failed, %llu bytes in %.3f s (%.1f req/s)\n",
             (unsigned long long)st.urls, (unsigned long long)st.ok, (unsigned long long)st.failed,
             (unsigned long long)st.bytes, secs, secs > 0 ? (double)st.urls / secs : 0.0);

@@ -18,11 +18,14 @@ Servers: nginx for what it does natively, tests/servers/semantics.py for the
 rest (driven through the harness's ScriptedServer class: same command line),
 tests/servers/scripted.py for its misbehaving paths."""
 import hashlib
+import http.client
+import json
 import os
 import random
 
 from harness import (SERVERS_DIR, Nginx, ScriptedServer, check_record, free_port,
                      read_file_field, run_volley, slack, timeout, under_valgrind)
+import scripted
 import semantics
 
 CODES = (301, 302, 303, 307, 308)
@@ -72,7 +75,6 @@ def logged(server, path):
 
 def echo_of(rec, cwd):
     """What our server's /echo saw, from the file -o saved."""
-    import json
     return json.loads(read_file_field(rec, cwd))
 
 
@@ -93,13 +95,12 @@ def test_nginx_redirects_every_code_and_location_form(tmp):
         locs.append("location = /auto-%d { return %d /1k.bin; }" % (code, code))
     paths = ["/%s-%d" % (form, code) for code in CODES for form in ("rel", "abs", "auto")]
     with Nginx(tmp, locations="\n        ".join(locs), big_files=False) as ng:
-        import http.client
         probe = http.client.HTTPConnection("127.0.0.1", ng.port, timeout=5)
         probe.request("GET", "/rel-302")
         rel_loc = probe.getresponse().getheader("Location")
         probe.close()
         res = run_volley(["--json", "-c", "4"] + [ng.url(p) for p in paths], timeout=20)
-        entries = ng.wait_log(2 * len(paths))
+        entries = ng.wait_log(2 * len(paths) + 1)  # + the probe above
     assert rel_loc == "/1k.bin", "nginx config did not give a relative Location: %r" % rel_loc
     recs = res.by_index(len(paths))
     bad = []
@@ -362,13 +363,16 @@ def test_truncated_gzip_fails(tmp):
     assert files_in(out) == [], "partial file left behind: %s" % files_in(out)
 
 
-@timeout(60, valgrind=900)
+@timeout(60, valgrind=600)
 def test_gzip_bomb_streams_in_bounded_memory(tmp):
-    # ~1 MB on the wire, 1 GiB decoded, counted and discarded.
+    # ~1 MB on the wire, 1 GiB decoded, counted and discarded.  Under valgrind
+    # (where RSS means nothing) 64 MiB, to check the decoding in finite time.
+    mibs = 64 if under_valgrind() else semantics.BOMB_SIZE >> 20
     with SemanticsServer(tmp) as s:
-        r, res = fetch_one(s.url("/bomb"), measure_rss=True, timeout=45, cwd=tmp)
-    assert r["ok"] and r["status"] == 200, res.describe("ok for 1 GiB of gzip-ped zeros")
-    assert r["bytes"] == semantics.BOMB_SIZE, "bytes %d, want %d" % (r["bytes"], semantics.BOMB_SIZE)
+        r, res = fetch_one(s.url("/bomb?mib=%d" % mibs), measure_rss=not under_valgrind(),
+                           timeout=45, cwd=tmp)
+    assert r["ok"] and r["status"] == 200, res.describe("ok for %d MiB of gzip-ped zeros" % mibs)
+    assert r["bytes"] == mibs << 20, "bytes %d, want %d" % (r["bytes"], mibs << 20)
     if not under_valgrind():
         assert res.peak_rss_kib is not None, "no peak RSS measured"
         assert res.peak_rss_kib < 64 * 1024, "peak RSS %d KiB decoding a bomb (limit 64 MiB)" % (
@@ -467,13 +471,13 @@ def test_retry_max_time_bounds_all_attempts(tmp):
     r, res = fetch_one(url, "--retry", "50", "--retry-delay", "0.2", "--retry-max-time", "1",
                        timeout=10)
     assert not r["ok"] and 2 <= r["attempts"] < 50, res.describe("a few attempts, then failure")
-    assert res.elapsed_s < 1.6 + slack(), res.describe("at most ~1 s of retrying")
+    assert res.elapsed_s < 3 + slack(), res.describe("at most ~1 s of retrying, not 50 attempts")
     # The bound also cuts an attempt in progress (read timeout far away).
     with SemanticsServer(tmp) as s:
         st, res_st = fetch_one(s.url("/stall"), "--retry", "5", "--retry-max-time", "1",
                                "--read-timeout", "30", timeout=10)
     assert not st["ok"] and "timeout" in st["error"], res_st.describe("a timeout failure")
-    assert 0.9 <= res_st.elapsed_s < 1.8 + slack(), res_st.describe("a stop after ~1 s")
+    assert 0.9 <= res_st.elapsed_s < 3 + slack(), res_st.describe("a stop after ~1 s")
 
 
 # ------------------------------------------------------------ request bodies
@@ -518,7 +522,6 @@ def test_100mib_download_matches_sha256(tmp):
 
 
 def test_partial_files_of_failed_fetches_are_removed(tmp):
-    import scripted
     out = os.path.join(tmp, "out")
     with ScriptedServer(tmp) as s:
         urls = [s.url("/truncated-cl"), s.url("/ok"), s.url("/reset-mid-body"),
@@ -579,13 +582,13 @@ def test_fail_turns_4xx_and_5xx_into_failures(tmp):
 
 
 def test_timeout_bounds_an_attempt_across_redirects(tmp):
-    # Four hops of 0.4 s each: every hop is far under --timeout 1 and the
-    # read timeout, the chain is not.
+    # Seven answers 0.4 s apart (six redirects, then the end): each one is
+    # far under --timeout 1 and the read timeout, the chain (2.8 s) is not.
     with SemanticsServer(tmp) as s:
-        slow, res = fetch_one(s.url("/chain?n=4&ms=400"), "--timeout", "1", "--read-timeout", "5",
+        slow, res = fetch_one(s.url("/chain?n=6&ms=400"), "--timeout", "1", "--read-timeout", "5",
                               timeout=10)
         fits, res_fits = fetch_one(s.url("/chain?n=2&ms=150"), "--timeout", "1.5", timeout=10)
     assert not slow["ok"] and "timeout" in slow["error"], res.describe("a timeout failure")
     assert slow["redirects"] >= 1, "the timeout should have hit inside the chain: %s" % slow
-    assert 0.9 <= res.elapsed_s < 1.6 + slack(), res.describe("a stop after ~1 s")
+    assert 0.9 <= res.elapsed_s < 2.2 + slack(), res.describe("a stop after ~1 s")
     assert fits["ok"] and fits["redirects"] == 2, res_fits.describe("a quick chain within --timeout")

@@ -3,7 +3,7 @@ fail, every volley test built on them means nothing."""
 import socket
 import time
 
-from harness import Nginx, ScriptedServer, free_port, port_accepts, wait_until
+from harness import Nginx, ScriptedServer, free_port, port_accepts, read_to_eof, wait_until
 import scripted
 
 
@@ -13,7 +13,7 @@ def raw(port, request, timeout_s=5.0):
     with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
         s.sendall(request)
         try:
-            while True:
+            while True:  # not read_to_eof: keep what came before a reset
                 chunk = s.recv(65536)
                 if not chunk:
                     break
@@ -99,12 +99,7 @@ def test_nginx_serves_files_and_logs_connections(tmp):
             for name in ("1k.bin", "empty.bin"):
                 c.sendall(("GET /%s HTTP/1.1\r\nHost: t\r\n\r\n" % name).encode())
             c.sendall(b"GET /teapot HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = c.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = read_to_eof(c)
         assert Nginx.content("1k.bin") in data and b" 418 " in data, data[:200]
         entries = ng.wait_log(3)
         assert [e["status"] for e in entries] == [200, 200, 418], entries

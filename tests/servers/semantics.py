@@ -33,8 +33,8 @@ against the former):
                       correctly by Content-Length).  Sent whatever the request's
                       Accept-Encoding says.  split=B: the first B body bytes
                       go out alone, then 50 ms later the rest.
-  /bomb               gzip of BOMB_SIZE (1 GiB) zero bytes, ~1 MB on the wire,
-                      built once (on first use) and streamed.
+  /bomb?mib=N         gzip of N MiB (default BOMB_SIZE, 1 GiB) of zero bytes, ~1 KB
+                      on the wire per MiB, built once per size and streamed.
   /flaky?key=K&fails=N&status=S&retry_after=V    the first N requests with key
                       K get status S (default 503; with Retry-After: V if given),
                       later ones 200 FLAKY_OK.
@@ -68,7 +68,7 @@ _accepted = 0
 _seq = 0
 _log_file = None
 _flaky = {}
-_bomb = None
+_bombs = {}
 
 
 def payload(size=PAYLOAD_SIZE):
@@ -108,24 +108,23 @@ def encode(kind, data):
     raise KeyError(kind)
 
 
-def bomb_stream():
-    """gzip of BOMB_SIZE zero bytes as one deflate stream, without spending
+def bomb_stream(mibs=BOMB_SIZE >> 20):
+    """gzip of mibs MiB of zero bytes as one deflate stream, without spending
     seconds compressing a GiB: after a full flush the compressor forgets its
     history, so each MiB of zeros compresses to the same bytes; repeat them."""
-    global _bomb
     with _lock:
-        if _bomb is None:
+        if mibs not in _bombs:
             mib = bytes(1 << 20)
             c = zlib.compressobj(9, zlib.DEFLATED, -15)
             block = c.compress(mib) + c.flush(zlib.Z_FULL_FLUSH)
             final = zlib.compressobj(9, zlib.DEFLATED, -15).flush()  # empty last block
             crc = 0
-            for _ in range(BOMB_SIZE >> 20):
+            for _ in range(mibs):
                 crc = zlib.crc32(mib, crc)
             header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
-            trailer = struct.pack("<II", crc & 0xFFFFFFFF, BOMB_SIZE & 0xFFFFFFFF)
-            _bomb = header + block * (BOMB_SIZE >> 20) + final + trailer
-        return _bomb
+            trailer = struct.pack("<II", crc & 0xFFFFFFFF, (mibs << 20) & 0xFFFFFFFF)
+            _bombs[mibs] = header + block * mibs + final + trailer
+        return _bombs[mibs]
 
 
 class Request:
@@ -288,7 +287,7 @@ def h_enc(c, req):
 
 
 def h_bomb(c, req):
-    body = bomb_stream()
+    body = bomb_stream(int(req.query.get("mib", BOMB_SIZE >> 20)))
     c.send(head(200, "OK", ["Content-Type: application/octet-stream",
                             "Content-Encoding: gzip"], len(body), c))
     view = memoryview(body)

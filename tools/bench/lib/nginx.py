@@ -82,6 +82,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _nofile(want):
+    """What a worker may ask for: no more than our own hard limit."""
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        return max(1024, want)
+    return max(1024, min(want, hard))
+
+
 def _children(pid):
     try:
         with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
@@ -109,7 +118,7 @@ class Nginx:
             with open(conf, "w") as f:
                 f.write(CONF.format(
                     load_module=("load_module %s;" % ECHO_MODULE) if os.path.exists(ECHO_MODULE) else "",
-                    workers=self.workers, nofile=max(1024, 2 * self.conns + 64),
+                    workers=self.workers, nofile=_nofile(2 * self.conns + 64),
                     conns=self.conns, prefix=self.prefix,
                     user="user root;" if os.geteuid() == 0 else "",
                     cert=self.certs["cert"], key=self.certs["key"], protocols=self.protocols,

@@ -275,25 +275,25 @@ def chart(secs, outdir, png):
         dat = os.path.join(outdir, "chart-%s.dat" % sec.key)
         with open(dat, "w") as fh:
             for name, v in rows:
-                fh.write("%s\t%g\n" % (name.replace('"', ""), v))
-        panels.append((sec.key, label, dat))
+                fh.write("%s\t%g\t%d\n" % (name.replace("'", ""), v, 1 if name.startswith("volley") else 0))
+        panels.append((sec.key, label, dat, len(rows)))
     if not panels:
         return None
-    cols = 2
+    cols = 1 if len(panels) == 1 else 2
     rows = (len(panels) + cols - 1) // cols
     gp = ["set terminal pngcairo size %d,%d font 'sans,9'" % (1400, 330 * rows) if _has_cairo()
           else "set terminal png size %d,%d" % (1400, 330 * rows),
           "set output '%s'" % png,
           "set datafile separator '\\t'",
-          "set style data histograms", "set style histogram clustered gap 1",
-          "set style fill solid 0.85 border -1", "set boxwidth 0.8",
+          "set style fill solid 0.85 border -1", "set boxwidth 0.7",
           "set xtics rotate by -20 scale 0 font ',8'", "set grid ytics", "set yrange [0:*]",
           "set offsets 0,0,graph 0.12,0",
           "set multiplot layout %d,%d title 'volley benchmark'" % (rows, cols)]
-    for key, label, dat in panels:
-        gp += ["set title '%s: %s'" % (key, label),
-               "plot '%s' using 2:xtic(1) notitle lc rgb '#4477aa', "
-               "'' using 0:2:(sprintf('%%.3g', $2)) with labels offset 0,0.8 notitle" % dat]
+    for key, label, dat, n in panels:
+        gp += ["set title '%s: %s'" % (key, label), "set xrange [-0.6:%g]" % (n - 0.4),
+               "plot '%s' using 0:2:($3 == 1 ? 0x3366aa : 0x999999):xtic(1) with boxes lc rgb variable notitle, "
+               "'' using 0:2:($2 >= 100 ? sprintf('%%.0f', $2) : sprintf('%%.3g', $2)) "
+               "with labels offset 0,0.8 notitle" % dat]
     gp.append("unset multiplot")
     script = os.path.join(outdir, "chart.gp")
     with open(script, "w") as fh:
