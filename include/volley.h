@@ -97,14 +97,14 @@ int vl_loop_run(vl_loop *loop);
  * to timeout_ms (-1: until the next timer; 0: do not wait) and dispatch them.
  * Returns the number of callbacks run, or -errno. */
 int vl_loop_run_once(vl_loop *loop, int timeout_ms);
-/* Bound each phase of one vl_loop_run_once (expired timers, deferred
- * callbacks, ready fds) -- and of vl_socket_action / vl_timeout_action -- to
- * about ms.  A phase stops once its slice is spent, after at least one
- * callback (none is cut short); what is left runs first, in order, in the
- * next call, and vl_loop_timeout_ms is 0 meanwhile.  For hosts whose own
- * timers must stay on time while, say, 500 fetches start or 50 TLS
- * handshakes finish at once.  0 (the default): no bound.  With a slice the
- * cached clock is refreshed after each callback. */
+/* Bound the work of one vl_loop_run_once (its wait excluded), and of one
+ * vl_socket_action or vl_timeout_action, to about ms.  Each phase (expired
+ * timers, deferred callbacks, ready fds) stops once the slice is spent,
+ * after at least one callback, none cut short; what is left runs first, in
+ * order, in the next call, and vl_loop_timeout_ms is 0 meanwhile.  For hosts
+ * whose own timers must stay on time while, say, 500 fetches start or 50
+ * TLS handshakes finish at once.  0 (the default): no bound.  With a slice
+ * the cached clock is refreshed after each callback. */
 void vl_loop_set_time_slice(vl_loop *loop, int ms);
 void vl_loop_stop(vl_loop *loop);
 /* The cached monotonic clock, read once per iteration. */
@@ -174,9 +174,10 @@ const char *vl_loop_backend(void);
 /* what: VL_POLL_IN, _OUT, _INOUT (the new interest) or _REMOVE (stop
  * watching fd: it is about to be closed or handed to another watcher).
  * socketp: the pointer last given to vl_socket_assign for fd, or NULL.
- * Return 0, or a negative errno when the host cannot watch fd (the library
- * then treats the watch as failed: the fetch using fd fails).  The return
- * value of a REMOVE report is ignored. */
+ * Return 0, or a negative errno when the host cannot make the change and
+ * has left its own record of fd as it was: the library then fails the
+ * watch (and the fetch using fd); a refused new fd gets no REMOVE, a
+ * refused change keeps the old interest.  A REMOVE's return is ignored. */
 typedef int vl_socket_cb(vl_loop *loop, int fd, int what, void *user, void *socketp);
 /* timeout_ms: fire once after this many ms (0: as soon as possible),
  * replacing the earlier timer; -1: cancel it. */

@@ -84,6 +84,7 @@ struct vl_fetch {
     struct dns_query *dq;
     int began;                      /* counted in cl->active */
     int no_retry;                   /* the failure at hand must not be retried */
+    int tls_probe;                  /* this fetch's handshake will give its host a session */
     int reused;
     int stale_retried;
     int sink_err;                   /* why the body sink refused bytes */
@@ -311,6 +312,38 @@ static void adopt_idle(vl_loop *loop, void *data)
     adopt_conn(f, c);
 }
 
+/* The first handshake to an https host without a cached session is done
+ * (or failed): the fetches held back for it may go, and resume. */
+static void end_tls_probe(vl_fetch *f)
+{
+    if (!f->tls_probe)
+        return;
+    f->tls_probe = 0;
+    f->host->tls_probing = 0;
+    for (struct list_node *n; (n = list_pop_head(&f->host->waiters));)
+        vl_defer(f->cl->loop, wake_waiter, container_of(n, vl_fetch, qlink));
+}
+
+/* Should f wait for another fetch's first handshake to this host?  Opening
+ * N connections at once to a new host costs N full handshakes; waiting one
+ * handshake for the session costs 1 full and N-1 resumed ones (RFC 5077),
+ * a fraction of the CPU on both ends. */
+static int wait_for_session(vl_fetch *f)
+{
+    if (!f->url.https || f->cl->tls_failed)
+        return 0;
+    struct tls_ctx *tls = client_tls(f->cl);
+    char key[300];
+    vl_fmt(key, sizeof(key), "%s:%d", f->url.host, f->url.port);
+    if (!tls || tls_has_session(tls, key))
+        return 0;
+    if (f->host->tls_probing)
+        return 1;
+    f->host->tls_probing = 1;
+    f->tls_probe = 1;
+    return 0;
+}
+
 /* A connection or slot of h came free: the first waiter there tries again,
  * or else the oldest fetch still connecting may take it over; both from the
  * deferred phase so that failures never recurse. */
@@ -339,6 +372,7 @@ static void end_attempt(vl_fetch *f, int reusable, int failed)
         f->conn->requests++;
     release_conn(f, reusable);
     close_output(f, failed);
+    end_tls_probe(f);
 }
 
 /* ----------------------------------------------------------------- retries */
@@ -899,6 +933,7 @@ static void do_handshake(vl_fetch *f)
     if (waits_or_fails(f, c->ops->handshake(c), -VL_ETLS))
         return;
     f->t_tls = now_us(f);
+    end_tls_probe(f);
     if (f->cl->opts.trace) {
         char desc[256];
         tls_describe(c, desc, sizeof(desc));
@@ -1022,7 +1057,8 @@ static void try_acquire(vl_fetch *f)
     vl_client *cl = f->cl;
     if (f->state == F_QUEUED) {
         struct conn *c = f->stale_retried ? NULL : pool_take_idle(&cl->pool, f->host);
-        if (!c && !pool_reserve(&cl->pool, f->host)) {
+        if (!c && (wait_for_session(f) || !pool_reserve(&cl->pool, f->host))) {
+            end_tls_probe(f); /* a probe that could not start is none */
             list_insert_tail(&f->host->waiters, &f->qlink);
             return;
         }

@@ -22,10 +22,11 @@
 
 static void report_deadline(vl_loop *loop);
 
-/* With a time slice (vl_loop_set_time_slice), each phase of an iteration
- * stops once the slice is spent, after at least one callback, so every
- * phase makes progress in every call and what is left waits, in order, for
- * the next.  Reads the clock, so only when a slice is set. */
+/* With a time slice (vl_loop_set_time_slice), one call does about a slice
+ * of work (waiting excluded): each phase stops once the slice is spent,
+ * after at least one callback, so every phase makes progress in every call
+ * and what is left waits, in order, for the next.  Reads the clock, so only
+ * when a slice is set. */
 static int slice_spent(vl_loop *loop)
 {
     if (!loop->slice_end_us)
@@ -455,7 +456,7 @@ static int run_once(vl_loop *loop, int timeout_ms)
     if (loop->batch_pos < loop->batch_len) {
         /* The last batch is not finished: finish it before waiting again. */
         ran += dispatch_batch(loop);
-        return ran + run_timers(loop);
+        return ran + (slice_spent(loop) ? 0 : run_timers(loop));
     }
     int timeout = wait_timeout(loop, timeout_ms);
     if (timeout < 0 && !loop->nwatched)
@@ -463,7 +464,8 @@ static int run_once(vl_loop *loop, int timeout_ms)
     uint64_t before = loop->now_us;
     int n = backend_poll(loop, loop->batch, EVENTS_PER_WAIT, timeout);
     loop_update_time(loop);
-    slice_start(loop); /* the wait is not work: a fresh slice for what it brought */
+    if (loop->slice_end_us)
+        loop->slice_end_us += loop->now_us - before; /* the wait is not work */
     loop->iteration++;
     if (loop->trace) {
         char line[128];
@@ -477,7 +479,8 @@ static int run_once(vl_loop *loop, int timeout_ms)
     loop->batch_pos = 0;
     loop->batch_len = n;
     ran += dispatch_batch(loop);
-    ran += run_timers(loop);
+    if (!slice_spent(loop)) /* the timers phase has had its turn in this call */
+        ran += run_timers(loop);
     return ran;
 }
 
@@ -497,6 +500,8 @@ void vl_loop_stop(vl_loop *loop) { loop->stop = 1; }
 
 int vl_loop_run(vl_loop *loop)
 {
+    if (loop->socket_cb)
+        return -EINVAL; /* the host drives this loop */
     loop->stop = 0;
     while (!loop->stop && (loop->nwatched || loop->heap_len || loop->dq_len)) {
         int r = vl_loop_run_once(loop, -1);

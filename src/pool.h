@@ -17,6 +17,7 @@ struct host {
     int nconns;                 /* open: connecting, busy and idle */
     int refs;                   /* fetches holding this entry */
     struct pool *pool;
+    int tls_probing;            /* a first full handshake is under way here */
 };
 
 struct pool {

@@ -962,6 +962,11 @@ static void set_host(struct tls_conn *t, char *dst, const char *host)
         t->ip_len = 16;
 }
 
+int tls_has_session(struct tls_ctx *ctx, const char *session_key)
+{
+    return cache_find(ctx, session_key) != NULL;
+}
+
 int tls_attach(struct tls_ctx *ctx, struct conn *c, const char *host, const char *session_key)
 {
     size_t hlen = strlen(host), klen = strlen(session_key);

@@ -25,6 +25,9 @@ void tls_ctx_free(struct tls_ctx *ctx);
  * through c->ops->handshake until it returns 0. */
 int tls_attach(struct tls_ctx *ctx, struct conn *c, const char *host, const char *session_key);
 
+/* Is a session cached under session_key (the next handshake can resume)? */
+int tls_has_session(struct tls_ctx *ctx, const char *session_key);
+
 /* After a completed handshake: "TLSv1.2 ECDHE-... alpn=http/1.1 resumed". */
 void tls_describe(const struct conn *c, char *buf, size_t len);
 

@@ -313,6 +313,8 @@ static int run_cli(struct cli_opts *o)
         fprintf(stderr, "volley: cannot create %s: %s (each fetch will fail)\n", o->output_dir,
                 strerror(errno));
     fit_fd_limit(o);
+    if (o->client.insecure)
+        fprintf(stderr, "volley: warning: --insecure: TLS certificates and host names are not verified\n");
     if (nthreads > o->client.concurrency)
         nthreads = o->client.concurrency;
     if (o->verbose) {

@@ -2,7 +2,6 @@
 over few connections, memory stays bounded by the window, and failures mixed
 with successes do not lose or double a record.  Counts shrink under valgrind."""
 import os
-import time
 
 from harness import (Nginx, ScriptedServer, free_port, run_volley, sanitized, slack, timeout,
                      under_valgrind)
@@ -22,21 +21,16 @@ def write_list(tmp, name, urls):
 
 def startup_s():
     """Seconds a trivial volley run takes here (large under valgrind)."""
-    t0 = time.monotonic()
-    run_volley(["--version"], timeout=30)
-    return time.monotonic() - t0
+    return run_volley(["--version"], timeout=30).elapsed_s
 
 
 def test_concurrency_overlaps_slow_responses(tmp):
     base = startup_s()
     with ScriptedServer(tmp) as s:
         urls = [s.url("/slow?ms=300&i=%d" % i) for i in range(10)]
-        t0 = time.monotonic()
         wide = run_volley(["--json", "-c", "10"] + urls)
-        wide_s = time.monotonic() - t0
-        t0 = time.monotonic()
         narrow = run_volley(["--json", "-c", "1"] + urls)
-        narrow_s = time.monotonic() - t0
+    wide_s, narrow_s = wide.elapsed_s, narrow.elapsed_s
     for res in (wide, narrow):
         res.by_index(10)
         assert all(r["ok"] for r in res.records), res.describe("every URL to succeed")
@@ -112,9 +106,8 @@ def test_mixed_failures_and_successes_each_reported_once(tmp):
 def test_concurrency_window_bounds_requests_in_flight(tmp):
     with ScriptedServer(tmp) as s:
         urls = [s.url("/slow?ms=200&i=%d" % i) for i in range(12)]
-        t0 = time.monotonic()
         res = run_volley(["--json", "-c", "4"] + urls)
-        elapsed = time.monotonic() - t0
+        elapsed = res.elapsed_s
         conns = s.connections()
     res.by_index(12)
     assert all(r["ok"] for r in res.records), res.describe("every URL to succeed")

@@ -12,6 +12,11 @@ def fetch_one(url, *extra, **kw):
     return check_record(res.one(), url), res
 
 
+def assert_ok_200(r, res, nbytes):
+    assert r["ok"] and r["status"] == 200 and r["bytes"] == nbytes, (
+        res.describe("ok, status 200, %d bytes" % nbytes))
+
+
 def test_nginx_static_sizes_are_counted_exactly(tmp):
     outdir = os.path.join(tmp, "out")
     names = ["empty.bin", "1k.bin", "100k.bin", "10m.bin"]
@@ -90,15 +95,13 @@ def test_204_and_304_have_no_body_and_keep_the_connection(tmp):
 def test_100_continue_is_skipped(tmp):
     with ScriptedServer(tmp) as s:
         r, res = fetch_one(s.url("/100"))
-    assert r["ok"] and r["status"] == 200 and r["bytes"] == len(scripted.OK_BODY), (
-        res.describe("ok, status 200, %d bytes" % len(scripted.OK_BODY)))
+    assert_ok_200(r, res, len(scripted.OK_BODY))
 
 
 def test_103_early_hints_is_skipped(tmp):
     with ScriptedServer(tmp) as s:
         r, res = fetch_one(s.url("/103"))
-    assert r["ok"] and r["status"] == 200 and r["bytes"] == len(scripted.OK_BODY), (
-        res.describe("ok, status 200, %d bytes" % len(scripted.OK_BODY)))
+    assert_ok_200(r, res, len(scripted.OK_BODY))
 
 
 def test_100_continue_before_a_post_body_response(tmp):
@@ -125,8 +128,7 @@ def test_framings_in_a_row_on_one_connection(tmp):
 def test_headers_just_under_the_limit_are_accepted(tmp):
     with ScriptedServer(tmp) as s:
         r, res = fetch_one(s.url("/huge-headers?kb=60"))
-    assert r["ok"] and r["status"] == 200 and r["bytes"] == len(scripted.OK_BODY), (
-        res.describe("ok, status 200, %d bytes" % len(scripted.OK_BODY)))
+    assert_ok_200(r, res, len(scripted.OK_BODY))
 
 
 def test_gzip_body_is_decoded_and_counted_decoded(tmp):

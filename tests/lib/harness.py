@@ -9,7 +9,8 @@ Servers, each started on a free 127.0.0.1 port and stopped by PID in every
 path (use them as context managers):
     Nginx(tmp, ...)          a real nginx with generated config and static files
     ScriptedServer(tmp)      tests/servers/scripted.py, our misbehaving server
-Helpers: free_port(), wait_until(), check_record(), Skip, timeout().
+Helpers: free_port(), port_accepts(), wait_until(), read_to_eof(), check_record(),
+read_file_field(), Skip, timeout(), under_valgrind(), sanitized(), slack().
 
 The runner (tests/run.py) sets VOLLEY_BIN and gives each test a fresh temp dir.
 """
