@@ -593,13 +593,26 @@ static int action_enter(vl_loop *loop)
 }
 
 /* The rest of one iteration: expired timers, then deferred callbacks (the
- * ones queued before this point; what they queue is reported as 0 ms). */
-static int action_leave(vl_loop *loop, int ran)
+ * ones queued before this point; what they queue is reported as 0 ms).
+ * fd < 0: the host's timer fired. */
+static int action_leave(vl_loop *loop, int ran, int fd, int events)
 {
     ran += run_timers(loop);
     ran += run_deferred(loop);
     loop->depth--;
     loop->slice_end_us = 0;
+    if (loop->trace) {
+        char line[128];
+        if (fd >= 0)
+            snprintf(line, sizeof(line), "loop#%llu: socket action fd=%d events=%d -> %d callbacks, "
+                     "%d fds, %zu timers", (unsigned long long)loop->iteration, fd, events, ran,
+                     loop->nwatched, loop->heap_len);
+        else
+            snprintf(line, sizeof(line), "loop#%llu: timeout action -> %d callbacks, %d fds, "
+                     "%zu timers", (unsigned long long)loop->iteration, ran, loop->nwatched,
+                     loop->heap_len);
+        loop->trace(loop->trace_data, line);
+    }
     report_deadline(loop);
     return ran;
 }
@@ -610,7 +623,7 @@ int vl_socket_action(vl_loop *loop, int fd, int events)
     if (err < 0)
         return err;
     int ran = dispatch(loop, fd, events & (VL_READ | VL_WRITE), 0);
-    return action_leave(loop, ran);
+    return action_leave(loop, ran, fd, events);
 }
 
 int vl_timeout_action(vl_loop *loop)
@@ -619,5 +632,5 @@ int vl_timeout_action(vl_loop *loop)
     if (err < 0)
         return err;
     loop->reported_us = DEADLINE_UNKNOWN; /* the host's one-shot timer is spent */
-    return action_leave(loop, 0);
+    return action_leave(loop, 0, -1, 0);
 }

@@ -211,6 +211,7 @@ def run_integration(path, fn, tally, args, env):
     status, message = result.get("status"), result.get("message", "")
     if timed_out:
         status, message = "fail", "timed out after %d s" % limit
+        result["unexpected"] = True  # show where it was stopped
     elif not status:
         status = "fail"
         message = "test process exited with status %s and no result" % proc.returncode
@@ -271,8 +272,9 @@ def child_main(path, func_name, tmp, result_path):
             else:
                 result = {"status": "fail", "message": "%s: %s" % (type(e).__name__, e),
                           "traceback": traceback.format_exc(), "unexpected": True}
-    except Terminated as e:
-        result = {"status": "fail", "message": str(e)}
+    except Terminated as e:  # the traceback says where it hung
+        result = {"status": "fail", "message": str(e), "traceback": traceback.format_exc(),
+                  "unexpected": True}
     except BaseException as e:
         result = {"status": "fail", "message": "%s: %s" % (type(e).__name__, e),
                   "traceback": traceback.format_exc()}

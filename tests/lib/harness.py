@@ -231,23 +231,24 @@ def _valgrind_open_fds(stderr):
     return fds
 
 
-_OWN_NAME = None
+_OWN_CMDLINE = None
 
 
 def _vm_hwm_kib(pid):
-    """Peak RSS so far of pid, once it has exec'd (a forked child not yet
-    exec'd still shows this Python's memory: rusage's ru_maxrss counts that
+    """Peak RSS so far of pid, once it has exec'd: a forked child not yet
+    exec'd still shows this Python's memory (rusage's ru_maxrss keeps that
     too, which is why it is not used)."""
-    global _OWN_NAME
-    if _OWN_NAME is None:
-        with open("/proc/self/status") as f:
-            _OWN_NAME = f.readline()
+    global _OWN_CMDLINE
+    if _OWN_CMDLINE is None:
+        with open("/proc/self/cmdline", "rb") as f:
+            _OWN_CMDLINE = f.read()
     try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            if f.read() == _OWN_CMDLINE:
+                return None
         with open("/proc/%d/status" % pid) as f:
             text = f.read()
     except OSError:
-        return None
-    if text.startswith(_OWN_NAME):
         return None
     m = re.search(r"^VmHWM:\s+(\d+) kB", text, re.M)
     return int(m.group(1)) if m else None

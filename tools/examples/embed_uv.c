@@ -130,32 +130,10 @@ static int run(struct ex *x, vl_loop *vl, vl_client *client)
 
 int main(int argc, char **argv)
 {
-    struct ex x;
     /* libuv opens a process-wide pipe with its first loop and keeps it (its
      * signal lock); count fds after that, so only volley's are compared. */
     uv_loop_t warm;
     if (uv_loop_init(&warm) == 0)
         uv_loop_close(&warm);
-    int fds_before = ex_count_fds();
-    if (ex_parse(&x, "embed_uv", argc, argv))
-        return 2;
-    char err[256] = "";
-    vl_client *client = NULL;
-    vl_loop *vl = vl_loop_new();
-    if (!vl || vl_client_new(vl, &x.client, &client, err, sizeof(err)) < 0) {
-        fprintf(stderr, "embed_uv: %s\n", err[0] ? err : "cannot create the loop");
-        return 1;
-    }
-    /* Give the host its turn at least every slice_ms, even when many
-     * connections are ready at once (TLS handshakes are ~1 ms of CPU each). */
-    vl_loop_set_time_slice(vl, x.slice_ms);
-    uint64_t t0 = ex_now_us();
-    int rc = run(&x, vl, client);
-    if (rc < 0)
-        fprintf(stderr, "embed_uv: %s\n", vl_strerror(rc));
-    double secs = (double)(ex_now_us() - t0) / 1e6;
-    vl_client_free(client);
-    vl_loop_free(vl);
-    int status = ex_finish(&x, fds_before, secs);
-    return rc < 0 ? 1 : status;
+    return ex_main("embed_uv", argc, argv, ex_count_fds(), run);
 }

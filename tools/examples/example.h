@@ -217,4 +217,37 @@ static inline int ex_finish(struct ex *x, int fds_before, double secs)
     return (x->failed || x->ok != (x->expected ? x->expected : x->nurls)) ? 1 : 0;
 }
 
+typedef int ex_run_fn(struct ex *x, vl_loop *loop, vl_client *client);
+
+/* The program around an example's run(): parse argv, create the loop (with
+ * its time slice) and the client, run, free both, print the summary and
+ * compare the open fds with fds_before (counted by the caller before it
+ * opened anything of its own).  Returns the exit status. */
+static inline int ex_main(const char *name, int argc, char **argv, int fds_before, ex_run_fn *run)
+{
+    struct ex x;
+    if (ex_parse(&x, name, argc, argv))
+        return 2;
+    char err[256] = "";
+    vl_client *client = NULL;
+    vl_loop *loop = vl_loop_new();
+    if (!loop || vl_client_new(loop, &x.client, &client, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s: %s\n", name, err[0] ? err : "cannot create the loop");
+        vl_loop_free(loop);
+        return 1;
+    }
+    /* Give the host its turn at least every slice_ms, even when many
+     * connections are ready at once (a TLS handshake step is ~1-5 ms of CPU). */
+    vl_loop_set_time_slice(loop, x.slice_ms);
+    uint64_t t0 = ex_now_us();
+    int rc = run(&x, loop, client);
+    if (rc < 0)
+        fprintf(stderr, "%s: %s\n", name, vl_strerror(rc));
+    double secs = (double)(ex_now_us() - t0) / 1e6;
+    vl_client_free(client);
+    vl_loop_free(loop);
+    int status = ex_finish(&x, fds_before, secs);
+    return rc < 0 ? 1 : status;
+}
+
 #endif
