@@ -300,8 +300,10 @@ int vl_fetch_start(vl_client *client, const vl_request *req, vl_result_cb *cb,
 void vl_fetch_cancel(vl_fetch *fetch);
 
 /* ---------------------------------------------------------------- gather */
-/* Iterator: fill *req and return 1, or return 0 at the end.  Strings in
- * *req need live only until the next call. */
+/* Iterator: fill *req and return 1; return 0 at the end; or return -EAGAIN
+ * when no request is ready yet (a pipe that has not delivered the next line):
+ * the gather then waits for vl_gather_resume().  Strings in *req need live
+ * only until the next call. */
 typedef int vl_next_cb(void *data, vl_request *req);
 typedef struct vl_gather_op vl_gather_op;
 
@@ -312,6 +314,9 @@ typedef struct vl_gather_op vl_gather_op;
 int vl_gather_start(vl_client *client, int window, vl_next_cb *next, void *next_data,
                     vl_result_cb *on_result, void *result_data,
                     vl_defer_cb *done, void *done_data, vl_gather_op **out);
+/* The iterator may have more now (after it returned -EAGAIN).  Call from
+ * the loop's thread, e.g. from an fd watcher; not from inside next. */
+void vl_gather_resume(vl_gather_op *g);
 void vl_gather_free(vl_gather_op *g);
 /* The blocking form: runs the client's loop until every request is done.
  * Returns the number of failed fetches, or a negative code. */

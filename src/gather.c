@@ -14,6 +14,7 @@ struct vl_gather_op {
     int window;
     int inflight;
     int exhausted;
+    int paused;                 /* the iterator said -EAGAIN: wait for resume */
     int finished;
     int refilling;
     int failed;
@@ -43,9 +44,14 @@ static void refill(vl_gather_op *g)
     if (g->refilling)
         return; /* on_result inside refill: the outer loop goes on */
     g->refilling = 1;
-    while (!g->exhausted && g->inflight < g->window) {
+    while (!g->exhausted && !g->paused && g->inflight < g->window) {
         vl_request req = {0};
-        if (g->next(g->next_data, &req) <= 0) {
+        int rc = g->next(g->next_data, &req);
+        if (rc == -EAGAIN) {
+            g->paused = 1;
+            break;
+        }
+        if (rc <= 0) {
             g->exhausted = 1;
             break;
         }
@@ -92,6 +98,12 @@ int vl_gather_start(vl_client *cl, int window, vl_next_cb *next, void *next_data
     *out = g;
     refill(g);
     return 0;
+}
+
+void vl_gather_resume(vl_gather_op *g)
+{
+    g->paused = 0;
+    refill(g);
 }
 
 void vl_gather_free(vl_gather_op *g) { free(g); }

@@ -31,6 +31,18 @@ struct cli_opts {
 int cli_parse(int argc, char **argv, struct cli_opts *o);
 void cli_opts_free(struct cli_opts *o);
 
+/* Input: the URL list, read by a thread of its own into a bounded queue. */
+struct input;
+struct input *input_open(struct cli_opts *o, int nworkers, size_t queue_cap, char *err,
+                         size_t errlen);
+/* 1 with *url (caller frees) and its index; 0 at the end; -EAGAIN when none
+ * is queued yet: input_wake_fd(worker) becomes readable when one is. */
+int input_take(struct input *in, int worker, char **url, int64_t *index);
+int input_wake_fd(const struct input *in, int worker);
+void input_drain_wake(struct input *in, int worker);
+int64_t input_count(struct input *in);
+void input_close(struct input *in);
+
 /* Output: one record per URL. */
 struct cli_stats {
     uint64_t urls, ok, failed, bytes;

@@ -16,22 +16,14 @@
 
 #include "cli.h"
 
-/* The URL stream, shared by the worker threads (one lock, taken once per
- * URL: negligible next to a request). */
-struct input {
-    struct cli_opts *o;
-    pthread_mutex_t lock;
-    int argi;
-    FILE *f;
-    char *line;
-    size_t cap;
-    int64_t index;
-};
-
 /* One loop, one client, its share of the window; -t N runs N of these. */
 struct worker {
     struct input *in;
     struct cli_opts *o;
+    int id;
+    vl_gather_op *gather;
+    int done;
+    int starved;                /* the input had nothing queued at the last ask */
     pthread_t thread;
     int window;
     char *url;                  /* the current request's URL (owned) */
@@ -51,17 +43,6 @@ static double since(const struct timespec *t0)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-/* Trim spaces and CR/LF; NULL for blank lines and # comments. */
-static char *clean_line(char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
-        s[--n] = '\0';
-    return (n == 0 || s[0] == '#') ? NULL : s;
 }
 
 /* "DIR/INDEX-NAME": stable for a run and never colliding, since the index
@@ -91,42 +72,20 @@ static void output_path(char *out, size_t outlen, const char *dir, int64_t index
     snprintf(out, outlen, "%s/%lld-%s", dir, (long long)index, name);
 }
 
-/* The next URL and its index, or NULL at the end; under in->lock. */
-static char *take_url(struct input *in, int64_t *index)
-{
-    struct cli_opts *o = in->o;
-    char *url = NULL;
-    pthread_mutex_lock(&in->lock);
-    if (in->argi < o->nurls) {
-        url = strdup(o->urls[in->argi++]);
-    } else {
-        while (in->f && getline(&in->line, &in->cap, in->f) >= 0) {
-            char *u = clean_line(in->line);
-            if (u) {
-                url = strdup(u);
-                break;
-            }
-        }
-    }
-    if (url) {
-        *index = in->index++;
-        progress_started(&progress);
-    } else {
-        progress_input_ended(&progress, in->index);
-    }
-    pthread_mutex_unlock(&in->lock);
-    return url;
-}
-
 static int next_request(void *data, vl_request *req)
 {
     struct worker *w = data;
     struct cli_opts *o = w->o;
     int64_t index;
     free(w->url);
-    w->url = take_url(w->in, &index);
-    if (!w->url)
-        return 0;
+    w->url = NULL;
+    int rc = input_take(w->in, w->id, &w->url, &index);
+    if (rc == 0)
+        progress_input_ended(&progress, input_count(w->in));
+    w->starved = rc == -EAGAIN;
+    if (rc <= 0)
+        return rc; /* the end, or -EAGAIN: the wake pipe resumes the gather */
+    progress_started(&progress);
     req->url = w->url;
     req->method = o->method;
     req->headers = o->headers;
@@ -159,7 +118,9 @@ static void on_result(const vl_result *r, void *data)
     if (out_tty)
         progress_erase(&progress); /* the record goes to the same terminal */
     out_record(stdout, r, w->o->json);
-    if (out_tty)
+    /* a terminal, or a producer that is slower than us (tail -f | volley):
+     * the record goes out now rather than when the buffer fills */
+    if (out_tty || w->starved)
         fflush(stdout);
     pthread_mutex_unlock(&out_lock);
 }
@@ -172,6 +133,44 @@ static void on_progress_timer(vl_loop *loop, vl_timer *t, void *data)
     progress_draw(&progress);
     pthread_mutex_unlock(&out_lock);
     vl_timer_start(t, PROGRESS_PERIOD_MS);
+}
+
+/* The input thread queued more URLs (or reached the end). */
+static void on_wake(vl_loop *loop, int fd, int events, void *data)
+{
+    struct worker *w = data;
+    (void)loop;
+    (void)fd;
+    (void)events;
+    input_drain_wake(w->in, w->id);
+    vl_gather_resume(w->gather);
+}
+
+static void on_gather_done(vl_loop *loop, void *data)
+{
+    struct worker *w = data;
+    w->done = 1;
+    vl_loop_stop(loop);
+}
+
+/* vl_gather, with the input's wake pipe on the same loop. */
+static int gather_all(struct worker *w, vl_loop *loop, vl_client *client)
+{
+    int fd = input_wake_fd(w->in, w->id);
+    int rc = vl_io_start(loop, fd, VL_READ, on_wake, w);
+    if (rc < 0)
+        return rc;
+    rc = vl_gather_start(client, w->window, next_request, w, on_result, w, on_gather_done, w,
+                         &w->gather);
+    while (rc == 0 && !w->done) {
+        int n = vl_loop_run_once(loop, -1);
+        if (n < 0)
+            rc = n;
+    }
+    vl_io_stop(loop, fd);
+    vl_gather_free(w->gather);
+    w->gather = NULL;
+    return rc;
 }
 
 static void trace_line(void *data, const char *line)
@@ -283,10 +282,8 @@ static void *worker_main(void *arg)
         vl_timer_start(progress_timer, PROGRESS_PERIOD_MS);
     w->rc = vl_client_new(loop, &co, &client, w->err, sizeof(w->err));
     if (w->rc == 0)
-        w->rc = vl_gather(client, w->window, next_request, w, on_result, w);
+        w->rc = gather_all(w, loop, client);
     vl_timer_free(progress_timer);
-    if (w->rc > 0)
-        w->rc = 0; /* failed fetches are counted in st, not an error of the run */
     vl_client_free(client);
     vl_loop_free(loop);
     free(w->url);
@@ -296,19 +293,13 @@ static void *worker_main(void *arg)
 
 static int run_cli(struct cli_opts *o)
 {
-    struct input in = {.o = o};
+    struct input *in = NULL;
+    struct worker *w = NULL;
     struct cli_stats st = {0};
     struct timespec t0;
+    char err[256] = "";
     int status = 1, nthreads = o->threads;
 
-    pthread_mutex_init(&in.lock, NULL);
-    if (o->input) {
-        in.f = strcmp(o->input, "-") == 0 ? stdin : fopen(o->input, "re");
-        if (!in.f) {
-            fprintf(stderr, "volley: cannot open input %s: %s\n", o->input, strerror(errno));
-            return 2;
-        }
-    }
     if (o->output_dir && mkdir(o->output_dir, 0755) < 0 && errno != EEXIST)
         fprintf(stderr, "volley: cannot create %s: %s (each fetch will fail)\n", o->output_dir,
                 strerror(errno));
@@ -324,14 +315,22 @@ static int run_cli(struct cli_opts *o)
     out_tty = isatty(fileno(stdout));
     if (!out_tty)
         setvbuf(stdout, NULL, _IOFBF, 1 << 16);
-    struct worker *w = calloc((size_t)nthreads, sizeof(*w));
+    /* the queue holds two windows' worth: the loops never starve, and
+     * memory stays bounded however long the list */
+    in = input_open(o, nthreads, (size_t)o->client.concurrency * 2 + 64, err, sizeof(err));
+    if (!in) {
+        fprintf(stderr, "volley: %s\n", err);
+        return 2;
+    }
+    w = calloc((size_t)nthreads, sizeof(*w));
     if (!w)
         goto out;
     progress_init(&progress, o);
     w[0].draws_progress = 1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < nthreads; i++) {
-        w[i].in = &in;
+        w[i].in = in;
+        w[i].id = i;
         w[i].o = o;
         /* the window split evenly, the remainder to the first threads */
         w[i].window = o->client.concurrency / nthreads + (i < o->client.concurrency % nthreads);
@@ -372,10 +371,7 @@ static int run_cli(struct cli_opts *o)
         status = (rc == 0 && st.failed == 0) ? 0 : 1;
 out:
     free(w);
-    if (in.f && in.f != stdin)
-        fclose(in.f);
-    free(in.line);
-    pthread_mutex_destroy(&in.lock);
+    input_close(in);
     return status;
 }
 

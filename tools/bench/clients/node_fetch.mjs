@@ -44,7 +44,7 @@ function lookup(hostname, opts, cb) {
 }
 const connect = { lookup };
 if (args.cacert) connect.ca = fs.readFileSync(args.cacert);
-const dispatcher = new Agent({ connect, headersTimeout: 600e3, bodyTimeout: 600e3 });
+const dispatcher = new Agent({ connect });   // undici's default timeouts
 
 // Streams the URL list: memory does not grow with it.
 function lineReader(file) {

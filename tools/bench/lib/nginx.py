@@ -7,6 +7,10 @@ Locations:
                    answers "ok\\n" (chunked)
   /status          stub_status (plain port only): accepted and active connections
 
+reuseport gives each worker its own accept queue: the kernel caps a backlog
+at net.core.somaxconn (4096 here), and a client that opens 10,000 connections
+in one burst would otherwise overflow one queue and wait out SYN retries.
+
 The TLS server logs one short line per request ($connection, whether the TLS
 session was resumed, the protocol), so the report can say how many connections
 and full handshakes each client made.  The plain server logs nothing.
@@ -57,7 +61,7 @@ http {{
     ssl_session_tickets on;
     log_format bench '$connection $ssl_session_reused $ssl_protocol';
     server {{
-        listen 127.0.0.1:{http_port} backlog=16384;
+        listen 127.0.0.1:{http_port} backlog=16384 reuseport;
         server_name _;
         root {docroot};
         location /f/ {{ alias {docroot}/; }}
@@ -65,7 +69,7 @@ http {{
         location = /status {{ stub_status; }}
     }}
     server {{
-        listen 127.0.0.1:{https_port} ssl backlog=16384;
+        listen 127.0.0.1:{https_port} ssl backlog=16384 reuseport;
         server_name _;
         root {docroot};
         access_log {prefix}/tls.log bench;

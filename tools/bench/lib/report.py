@@ -197,8 +197,11 @@ def targets(secs):
     for key, lim in (("idle-plain", 8), ("idle-tls", 48)):
         s = by.get(key)
         if s:
-            per = idle_stats(s, "volley")[2] if "volley" in s.runs else None
-            add(key, "≤ %d KiB RSS per connection" % lim, f(per, "%.1f KiB"), None if per is None else per <= lim)
+            for name in [n for n in s.clients if n.startswith("volley") and n in s.runs]:
+                per = idle_stats(s, name)[2]
+                add(key, "≤ %d KiB RSS per connection%s" % (lim, "" if name == "volley" else " (%s)" % name),
+                    f(per, "%.1f KiB") if per is not None else "failed" if not s.ok_runs(name) else "—",
+                    None if per is None else per <= lim)
     s = by.get("list")
     if s:
         small, big, growth = list_stats(s, "volley") if "volley" in s.runs else (None, None, None)

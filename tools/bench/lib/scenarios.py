@@ -221,6 +221,11 @@ def idle(ctx):
             if limit_note:
                 sec.notes.append(limit_note)
             clients = std_clients(ctx, curl=False)
+            if mode == "tls":
+                # volley's default --connect-timeout (10 s) covers DNS+TCP+TLS; with every
+                # handshake started at once, the late ones can wait longer than that
+                clients.insert(1, Volley("volley --connect-timeout 120", ctx.volley,
+                                         extra=["--connect-timeout", "120"]))
             sec.add_na("curl --parallel", "--parallel-max is capped at 300 transfers")
             live = []
             for c in clients:

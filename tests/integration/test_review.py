@@ -1,0 +1,39 @@
+"""Review regressions: the fetch state machine's bookkeeping around the
+per-host wait list, redirects across hosts, retries and running out of fds."""
+import os
+
+from harness import ScriptedServer, run_volley, timeout
+
+
+def _busy_host_then_redirect(a, b, *extra):
+    """Two slow fetches hold/queue for b's only slot; a third is redirected
+    from a to b and has to wait there behind them (about 1.4 s)."""
+    urls = [b.url("/slow?ms=700&i=0"), b.url("/slow?ms=700&i=1"),
+            a.url("/redirect?to=%s" % b.url("/ok"))]
+    return run_volley(["--json", "-c", "3", "--per-host", "1", "--read-timeout", "1"]
+                      + list(extra) + urls, timeout=20)
+
+
+@timeout(30)
+def test_redirect_waiting_for_a_busy_host_is_not_timed_by_the_read_timeout(tmp):
+    with ScriptedServer(tmp) as a, ScriptedServer(tmp) as b:
+        res = _busy_host_then_redirect(a, b)
+    recs = res.by_index(3)
+    assert all(r["ok"] for r in recs.values()), res.describe(
+        "waiting for a per-host slot after a redirect is no read (or connect) phase")
+    assert recs[2]["redirects"] == 1, recs[2]
+
+
+@timeout(30)
+def test_retry_of_a_fetch_waiting_at_a_host_leaves_the_wait_list(tmp):
+    # --timeout fires while the redirected fetch waits at b; the retry must
+    # take it off b's wait list before it may queue there again, or the list
+    # is corrupt and the fetch queued behind it (i=3) is never woken: a hang.
+    with ScriptedServer(tmp) as a, ScriptedServer(tmp) as b:
+        urls = [b.url("/slow?ms=700&i=0"), b.url("/slow?ms=700&i=1"),
+                a.url("/redirect?to=%s" % b.url("/ok")), b.url("/ok?i=3")]
+        res = run_volley(["--json", "-c", "3", "--per-host", "1", "--timeout", "1",
+                          "--retry", "3", "--retry-delay", "0.1"] + urls, timeout=20)
+    recs = res.by_index(4)
+    assert all(r["ok"] for r in recs.values()), res.describe("every URL to succeed")
+    assert recs[2]["attempts"] == 2 and recs[2]["redirects"] == 1, recs[2]
