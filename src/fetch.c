@@ -135,9 +135,16 @@ static void set_state(vl_fetch *f, enum fstate s)
         list_insert_tail(&f->host->connecting, &f->clink);
     else if (!making && list_linked(&f->clink))
         list_remove(&f->clink);
+    /* Only a QUEUED fetch sits in the client queue or a host's waiters: a
+     * retry scheduled while waiting there must not leave a stale link. */
+    if (s != F_QUEUED && list_linked(&f->qlink))
+        list_remove(&f->qlink);
     f->state = s;
     f->t_state = now;
     switch (s) {
+    case F_QUEUED: /* waiting for a slot (after a redirect or a stale retry) is no phase */
+        vl_timer_stop(&f->phase_timer);
+        break;
     case F_RESOLVING: /* --connect-timeout covers DNS + TCP + TLS */
         timer_start_us(&f->phase_timer, (uint64_t)(cl->opts.connect_timeout_s * 1e6));
         break;
@@ -472,6 +479,7 @@ static int maybe_retry(vl_fetch *f)
     f->attempts++;
     f->reused = 0;
     set_state(f, F_RETRY_WAIT);
+    kick_host(cl, f->host); /* its slot is free for the whole delay */
     timer_start_us(&f->phase_timer, delay); /* a loop timer: the loop waits for it */
     return 1;
 }

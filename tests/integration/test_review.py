@@ -37,3 +37,17 @@ def test_retry_of_a_fetch_waiting_at_a_host_leaves_the_wait_list(tmp):
     recs = res.by_index(4)
     assert all(r["ok"] for r in recs.values()), res.describe("every URL to succeed")
     assert recs[2]["attempts"] == 2 and recs[2]["redirects"] == 1, recs[2]
+
+
+@timeout(30)
+def test_a_fetch_waiting_for_its_retry_gives_its_slot_to_a_waiter_at_once(tmp):
+    # --per-host 1: /ok waits behind /reset; /reset's retry waits 3 s and
+    # holds nothing meanwhile, so /ok must not wait for it.
+    with ScriptedServer(tmp) as s:
+        res = run_volley(["--json", "-c", "2", "--per-host", "1", "--retry", "1",
+                          "--retry-delay", "3", s.url("/reset"), s.url("/ok")], timeout=20)
+    recs = res.by_index(2)
+    assert recs[1]["ok"], res.describe("/ok to succeed")
+    assert recs[0]["attempts"] == 2, res.describe("/reset to be tried twice")
+    assert recs[1]["time_ms"] < 1500, res.describe(
+        "/ok served while /reset waits for its retry, not after (%.0f ms)" % recs[1]["time_ms"])
