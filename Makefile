@@ -32,9 +32,11 @@ example_flags = $(if $(EXAMPLE_PKGS_$(1)),$(shell pkg-config --cflags --libs $(E
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 .PHONY: all deps test unit asan valgrind clean demo bench examples install uninstall
-all: $(BUILD)/volley $(BUILD)/libvolley.a $(BUILD)/libvolley.so
-
+.DEFAULT_GOAL := all
 include third_party/llhttp.mk
+
+all: $(LLHTTP_LIB) $(BUILD)/volley $(BUILD)/libvolley.a $(BUILD)/libvolley.so
+
 
 # Run tools/install-deps.sh only when a header or tool we need is missing.
 $(DEPS_STAMP):

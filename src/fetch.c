@@ -1064,7 +1064,9 @@ static void try_acquire(vl_fetch *f)
 {
     vl_client *cl = f->cl;
     if (f->state == F_QUEUED) {
-        struct conn *c = f->stale_retried ? NULL : pool_take_idle(&cl->pool, f->host);
+        /* Even after a stale retry: an idle connection here may hold the
+         * host's last slot, and nothing would wake a fetch waiting for it. */
+        struct conn *c = pool_take_idle(&cl->pool, f->host);
         if (!c && (wait_for_session(f) || !pool_reserve(&cl->pool, f->host))) {
             end_tls_probe(f); /* a probe that could not start is none */
             list_insert_tail(&f->host->waiters, &f->qlink);

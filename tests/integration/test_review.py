@@ -51,3 +51,29 @@ def test_a_fetch_waiting_for_its_retry_gives_its_slot_to_a_waiter_at_once(tmp):
     assert recs[0]["attempts"] == 2, res.describe("/reset to be tried twice")
     assert recs[1]["time_ms"] < 1500, res.describe(
         "/ok served while /reset waits for its retry, not after (%.0f ms)" % recs[1]["time_ms"])
+
+
+@timeout(30)
+def test_redirect_after_a_stale_retry_may_reuse_the_connection_it_left(tmp):
+    # --per-host 1: /stale leaves a connection that dies under the next
+    # request, which is retried once on a new connection; that one answers
+    # with a redirect to the same host and goes idle holding the only slot.
+    # The redirect must use it, not wait for a slot nobody will free.
+    with ScriptedServer(tmp) as s:
+        res = run_volley(["--json", "-c", "1", "--per-host", "1", "--timeout", "5",
+                          s.url("/stale"), s.url("/redirect?to=/ok")], timeout=20)
+    recs = res.by_index(2)
+    assert all(r["ok"] for r in recs.values()), res.describe("every URL to succeed")
+    assert recs[1]["redirects"] == 1 and recs[1]["time_ms"] < 2000, recs[1]
+
+
+@timeout(30)
+def test_retry_after_a_stale_retry_may_reuse_the_connection_it_left(tmp):
+    # As above with a 503 and --retry: the retry waited for a slot forever.
+    with ScriptedServer(tmp) as s:
+        res = run_volley(["--json", "-c", "1", "--per-host", "1", "--retry", "1",
+                          "--retry-delay", "0.1", s.url("/stale"),
+                          s.url("/redirect?code=503&to=/ok")], timeout=15)
+    recs = res.by_index(2)
+    assert recs[1]["status"] == 503 and recs[1]["attempts"] == 2, res.describe(
+        "the 503 to be tried twice")
