@@ -243,7 +243,8 @@ vl_loop *vl_client_loop(const vl_client *client);
 
 /* ----------------------------------------------------------------- fetch */
 /* Body sink: called with each decoded body chunk; return 0 to go on, or a
- * negative code to fail the fetch.  Runs inside the loop's io callback. */
+ * negative code to fail the fetch.  Runs inside the loop's io callback; it
+ * may start fetches and cancel any fetch, its own included. */
 typedef int vl_body_cb(void *data, const char *chunk, size_t len);
 
 typedef struct vl_request {

@@ -113,8 +113,14 @@ static int check_opts(const vl_client_opts *o, char *err, size_t errlen)
         vl_fmt(err, errlen, "limits must not be negative");
         return -VL_EUSAGE;
     }
-    if (!(o->connect_timeout_s > 0) || !(o->read_timeout_s > 0) || !(o->timeout_s > 0)) {
-        vl_fmt(err, errlen, "timeouts must be positive");
+    const double max_s = 1e7; /* ~115 days: keeps every µs count inside uint64 */
+    if (!(o->connect_timeout_s > 0 && o->connect_timeout_s <= max_s) ||
+        !(o->read_timeout_s > 0 && o->read_timeout_s <= max_s) ||
+        !(o->timeout_s > 0 && o->timeout_s <= max_s) ||
+        !(o->idle_timeout_s >= 0 && o->idle_timeout_s <= max_s) ||
+        !(o->retry_delay_s >= 0 && o->retry_delay_s <= max_s) ||
+        !(o->retry_max_time_s >= 0 && o->retry_max_time_s <= max_s)) {
+        vl_fmt(err, errlen, "timeouts must be positive and at most %.0f s", max_s);
         return -VL_EUSAGE;
     }
     return 0;

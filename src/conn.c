@@ -64,7 +64,7 @@ static int tcp_handshake(struct conn *c)
 
 static void tcp_close(struct conn *c) { (void)c; }
 
-const struct conn_ops tcp_ops = {"tcp", tcp_read, tcp_writev, tcp_handshake, tcp_close};
+const struct conn_ops tcp_ops = {"tcp", tcp_read, tcp_writev, tcp_handshake, tcp_close, 1};
 
 void conn_destroy(vl_loop *loop, struct conn *c)
 {

@@ -30,6 +30,10 @@ struct conn_ops {
     ssize_t (*writev)(struct conn *c, const struct iovec *iov, int iovcnt);
     int (*handshake)(struct conn *c);                           /* 0 when done */
     void (*close)(struct conn *c);                              /* release TLS state */
+    /* A read shorter than asked means the kernel had no more: the caller may
+     * wait for readiness instead of reading into EAGAIN.  Not for TLS, whose
+     * layer may hold decrypted bytes the fd will never announce. */
+    int short_read_drains;
 };
 
 struct host; /* pool.h */

@@ -93,7 +93,10 @@ static int inflate_some(struct decoder *d, const char *in, size_t len, decode_ou
     char buf[OUT_CHUNK];
     d->z.next_in = (Bytef *)in;
     d->z.avail_in = (uInt)len;
-    while (d->z.avail_in > 0) {
+    /* A full output chunk may leave output inside zlib even with no input
+     * left (a raw deflate stream's last match): call again until it is out. */
+    int full = 0;
+    while (d->z.avail_in > 0 || (full && !d->ended)) {
         if (d->ended) {
             /* gzip allows several members back to back; anything else
              * after the end of a deflate stream is ignored, as zlib's own
@@ -110,6 +113,7 @@ static int inflate_some(struct decoder *d, const char *in, size_t len, decode_ou
         if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
             return fail(err, errlen, d, "data is corrupt");
         size_t produced = sizeof(buf) - d->z.avail_out;
+        full = d->z.avail_out == 0;
         if (produced) {
             int r = out(data, buf, produced);
             if (r < 0)

@@ -113,6 +113,8 @@ static void try_acquire(vl_fetch *f);
 static void do_send(vl_fetch *f);
 static int transient_error(const vl_fetch *f, int err);
 static int maybe_retry(vl_fetch *f);
+static void reset_response(vl_fetch *f);
+static void end_tls_probe(vl_fetch *f);
 
 static uint64_t now_us(const vl_fetch *f) { return loop_now_us(f->cl->loop); }
 static double ms_between(uint64_t a, uint64_t b) { return (double)(b - a) / 1000.0; }
@@ -314,6 +316,7 @@ static void adopt_idle(vl_loop *loop, void *data)
     }
     pool_unreserve(&f->cl->pool, f->host);
     f->reserved = 0;
+    end_tls_probe(f); /* it resumes nothing: let the others go */
     client_trace(f->cl, "fetch#%llu takes idle connection #%llu instead of its own attempt",
                  (unsigned long long)f->id, (unsigned long long)c->id);
     adopt_conn(f, c);
@@ -429,13 +432,13 @@ static int64_t retry_after_us(const char *v)
         return -1;
     char *end;
     long secs = strtol(v, &end, 10);
-    if (end != v && *end == '\0')
-        return secs < 0 ? 0 : (int64_t)secs * 1000000;
+    if (end != v && *end == '\0') /* clamped before scaling: no int64 overflow */
+        return secs < 0 ? 0 : (int64_t)(secs < 86400 ? secs : 86400) * 1000000;
     struct tm tm = {0};
     if (!strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm))
         return -1;
     time_t when = timegm(&tm), now = time(NULL);
-    return when > now ? (int64_t)(when - now) * 1000000 : 0;
+    return when > now ? (int64_t)(when - now < 86400 ? when - now : 86400) * 1000000 : 0;
 }
 
 static uint64_t backoff_us(const vl_fetch *f)
@@ -476,6 +479,7 @@ static int maybe_retry(vl_fetch *f)
     end_attempt(f, f->resp.complete && f->resp.keep_alive, 1);
     vl_timer_stop(&f->total_timer);
     f->errmsg[0] = '\0';
+    reset_response(f);
     f->attempts++;
     f->reused = 0;
     set_state(f, F_RETRY_WAIT);
@@ -602,6 +606,8 @@ static int will_follow(const vl_fetch *f);
 static int raw_body(void *data, const char *chunk, size_t len)
 {
     vl_fetch *f = data;
+    if (f->state == F_DONE || f->state == F_FAILED)
+        return -1; /* the body callback canceled this fetch: stop the parser */
     if (will_follow(f))
         return 0; /* a redirect's own body is read and dropped */
     if (!f->dec_checked) {
@@ -675,6 +681,18 @@ static int waits_or_fails(vl_fetch *f, long rc, int err_kind)
     return 0;
 }
 
+/* Forget the last response (before a new request, a redirect or a retry),
+ * so a later failure never reports an earlier response's status. */
+static void reset_response(vl_fetch *f)
+{
+    http_resp_free(&f->resp);
+    const char *m = f->method ? f->method : "";
+    http_resp_init(&f->resp, f->cl->opts.max_header_bytes, strcmp(m, "HEAD") == 0, raw_body, f);
+    decoder_free(&f->dec);
+    f->dec_checked = 0;
+    f->bytes = 0;
+}
+
 static void start_exchange(vl_fetch *f)
 {
     f->head_off = 0;
@@ -682,12 +700,7 @@ static void start_exchange(vl_fetch *f)
     f->send_len = f->send_off = 0;
     if (f->body_fd >= 0)
         lseek(f->body_fd, 0, SEEK_SET);
-    http_resp_free(&f->resp);
-    const char *m = f->method ? f->method : "";
-    http_resp_init(&f->resp, f->cl->opts.max_header_bytes, strcmp(m, "HEAD") == 0, raw_body, f);
-    decoder_free(&f->dec);
-    f->dec_checked = 0;
-    f->bytes = 0;
+    reset_response(f);
     set_state(f, F_SENDING);
     do_send(f);
 }
@@ -698,8 +711,10 @@ static int refill_from_file(vl_fetch *f)
     if (!f->sendbuf && !(f->sendbuf = malloc(SEND_CHUNK_BYTES)))
         return -ENOMEM;
     ssize_t n;
+    uint64_t left = f->body_total - f->body_off; /* never past Content-Length */
+    size_t want_bytes = left < SEND_CHUNK_BYTES ? (size_t)left : SEND_CHUNK_BYTES;
     do
-        n = read(f->body_fd, f->sendbuf, SEND_CHUNK_BYTES);
+        n = read(f->body_fd, f->sendbuf, want_bytes);
     while (n < 0 && errno == EINTR);
     if (n <= 0) {
         vl_fmt(f->errmsg, sizeof(f->errmsg), "request body: %s changed while sending (%s)",
@@ -858,6 +873,7 @@ static void follow_redirect(vl_fetch *f)
         finish(f, -ENOMEM, "out of memory");
         return;
     }
+    reset_response(f);
     set_state(f, F_QUEUED);
     try_acquire(f);
 }
@@ -922,6 +938,8 @@ static void do_read(vl_fetch *f)
         if (!f->t_first)
             f->t_first = f->last_io;
         long used = http_resp_feed(&f->resp, cl->rbuf, (size_t)n);
+        if (f->state == F_DONE || f->state == F_FAILED)
+            return; /* canceled from its body callback: c is gone already */
         if (used < 0) {
             finish(f, f->sink_err ? f->sink_err : -VL_EHTTP, "%s", f->resp.err);
             return;
@@ -930,6 +948,10 @@ static void do_read(vl_fetch *f)
             set_state(f, F_BODY);
         if (f->resp.complete) {
             response_complete(f, used < n);
+            return;
+        }
+        if (c->ops->short_read_drains && (size_t)n < CLIENT_RBUF_BYTES) {
+            want(f, VL_READ); /* saves the recv that would only say EAGAIN */
             return;
         }
     }

@@ -839,7 +839,7 @@ static void tls_close(struct conn *c)
     c->tls = NULL;
 }
 
-static const struct conn_ops tls_ops = {"tls", tls_read, tls_writev, tls_handshake, tls_close};
+static const struct conn_ops tls_ops = {"tls", tls_read, tls_writev, tls_handshake, tls_close, 0};
 
 /* ------------------------------------------------------------ public */
 

@@ -56,20 +56,28 @@ static void wake_waiters(struct input *in)
 /* Queue one URL (taking ownership); -1 when the input is being closed. */
 static int push(struct input *in, char *url)
 {
+    /* Cancellation (input_close) is meant for a reader blocked in read();
+     * never inside the lock. */
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
     pthread_mutex_lock(&in->lock);
     while (in->count == in->cap && !in->closing)
         pthread_cond_wait(&in->not_full, &in->lock);
-    if (in->closing) {
-        pthread_mutex_unlock(&in->lock);
-        free(url);
-        return -1;
+    int rc = -1;
+    if (!in->closing) {
+        in->ring[(in->head + in->count) % in->cap] = url;
+        in->count++;
+        wake_waiters(in);
+        rc = 0;
     }
-    in->ring[(in->head + in->count) % in->cap] = url;
-    in->count++;
-    wake_waiters(in);
     pthread_mutex_unlock(&in->lock);
-    return 0;
+    if (rc < 0)
+        free(url);
+    pthread_setcancelstate(old, NULL);
+    return rc;
 }
+
+static void free_line(void *p) { free(*(char **)p); }
 
 static void *reader_main(void *arg)
 {
@@ -77,6 +85,7 @@ static void *reader_main(void *arg)
     char *line = NULL;
     size_t cap = 0;
     int stop = 0;
+    pthread_cleanup_push(free_line, &line);
     for (int i = 0; i < in->o->nurls && !stop; i++)
         stop = push(in, strdup(in->o->urls[i])) < 0;
     while (!stop && in->f && getline(&line, &cap, in->f) >= 0) {
@@ -84,7 +93,7 @@ static void *reader_main(void *arg)
         if (u)
             stop = push(in, strdup(u)) < 0;
     }
-    free(line);
+    pthread_cleanup_pop(1);
     pthread_mutex_lock(&in->lock);
     in->eof = 1;
     wake_waiters(in);
@@ -145,7 +154,11 @@ int input_take(struct input *in, int worker, char **url, int64_t *index)
         in->head = (in->head + 1) % in->cap;
         in->count--;
         *index = in->taken++;
-        pthread_cond_signal(&in->not_full);
+        /* Wake the reader once the queue is half empty, not per URL: a
+         * wake-up per URL was a context switch per request (perf: 30% of
+         * the CPU in the scheduler in the many scenario). */
+        if (in->count == in->cap / 2)
+            pthread_cond_signal(&in->not_full);
         rc = 1;
     } else if (in->eof) {
         rc = 0;

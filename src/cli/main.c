@@ -26,6 +26,7 @@ struct worker {
     int starved;                /* the input had nothing queued at the last ask */
     pthread_t thread;
     int window;
+    int per_host;               /* its share of --per-host (0 = unlimited) */
     char *url;                  /* the current request's URL (owned) */
     int draws_progress;         /* this worker's loop redraws the progress line */
     char path[4096];            /* -o: the file for the current request */
@@ -276,6 +277,7 @@ static void *worker_main(void *arg)
     if (w->o->verbose)
         vl_loop_set_trace(loop, trace_line, NULL);
     co.concurrency = w->window;
+    co.per_host = w->per_host;
     vl_timer *progress_timer = NULL;
     if (w->draws_progress && progress.on &&
         (progress_timer = vl_timer_new(loop, on_progress_timer, NULL)))
@@ -308,6 +310,10 @@ static int run_cli(struct cli_opts *o)
         fprintf(stderr, "volley: warning: --insecure: TLS certificates and host names are not verified\n");
     if (nthreads > o->client.concurrency)
         nthreads = o->client.concurrency;
+    /* Each thread has its own pool: --per-host is split between them, so
+     * no more threads than it allows (a share of 0 would mean unlimited). */
+    if (o->client.per_host > 0 && nthreads > o->client.per_host)
+        nthreads = o->client.per_host;
     if (o->verbose) {
         o->client.trace = trace_line;
         o->client.trace_data = NULL;
@@ -334,6 +340,8 @@ static int run_cli(struct cli_opts *o)
         w[i].o = o;
         /* the window split evenly, the remainder to the first threads */
         w[i].window = o->client.concurrency / nthreads + (i < o->client.concurrency % nthreads);
+        if (o->client.per_host > 0)
+            w[i].per_host = o->client.per_host / nthreads + (i < o->client.per_host % nthreads);
     }
     if (nthreads == 1) {
         worker_main(&w[0]);

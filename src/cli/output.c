@@ -1,6 +1,7 @@
 /* output.c: the records the volley command prints, JSON Lines or aligned
  * text.  Field names and meanings follow the contract in DESIGN.md. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -31,73 +32,170 @@ static int utf8_len(const unsigned char *s)
     return n;
 }
 
-/* A JSON string; bytes that are not UTF-8 become U+FFFD so every line parses. */
-void out_json_string(FILE *f, const char *s)
+/* A record is built in one buffer and written with one fwrite: printf's
+ * parsing was 10% of the CPU of 100,000 small GETs (perf). */
+struct buf {
+    char *p;
+    size_t len, cap;
+    int oom;
+};
+
+static void put(struct buf *b, const char *s, size_t n)
 {
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 512;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void puts_(struct buf *b, const char *s) { put(b, s, strlen(s)); }
+
+static void put_u64(struct buf *b, unsigned long long v)
+{
+    char tmp[24];
+    int i = sizeof(tmp);
+    do
+        tmp[--i] = (char)('0' + v % 10);
+    while ((v /= 10));
+    put(b, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+static void put_i64(struct buf *b, long long v)
+{
+    if (v < 0) {
+        put(b, "-", 1);
+        put_u64(b, 0ull - (unsigned long long)v);
+    } else {
+        put_u64(b, (unsigned long long)v);
+    }
+}
+
+/* ms with three decimals (µs resolution), never in exponent form. */
+static void put_ms(struct buf *b, double ms)
+{
+    if (!(ms >= 0))
+        ms = 0;
+    unsigned long long us = (unsigned long long)(ms * 1000.0 + 0.5);
+    char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+                    (char)('0' + us % 10), 0};
+    put_u64(b, us / 1000);
+    put(b, ".", 1);
+    put(b, frac, 3);
+}
+
+/* A JSON string; bytes that are not UTF-8 become U+FFFD so every line parses. */
+static void put_json_string(struct buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
     if (!s) {
-        fputs("null", f);
+        puts_(b, "null");
         return;
     }
-    putc('"', f);
+    put(b, "\"", 1);
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
+        const unsigned char *run = p;
+        while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
+        put(b, (const char *)run, (size_t)(p - run));
+        if (!*p)
+            break;
         unsigned char c = *p;
         if (c == '"' || c == '\\') {
-            putc('\\', f);
-            putc(c, f);
+            char esc[2] = {'\\', (char)c};
+            put(b, esc, 2);
             p++;
         } else if (c < 0x20) {
-            fprintf(f, "\\u%04x", c);
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            put(b, esc, 6);
             p++;
         } else {
             int n = utf8_len(p);
             if (n == 0) {
-                fputs("\\ufffd", f);
+                puts_(b, "\\ufffd");
                 p++;
             } else {
-                fwrite(p, 1, (size_t)n, f);
+                put(b, (const char *)p, (size_t)n);
                 p += n;
             }
         }
     }
-    putc('"', f);
+    put(b, "\"", 1);
 }
 
-static void out_ms(FILE *f, const char *name, double ms, int comma)
+void out_json_string(FILE *f, const char *s)
 {
+    struct buf b = {0};
+    put_json_string(&b, s);
+    if (!b.oom)
+        fwrite(b.p, 1, b.len, f);
+    free(b.p);
+}
+
+static void put_timing(struct buf *b, const char *name, double ms, int comma)
+{
+    put(b, "\"", 1);
+    puts_(b, name);
+    puts_(b, "\":");
     if (ms < 0)
-        fprintf(f, "\"%s\":null%s", name, comma ? "," : "");
+        puts_(b, "null");
     else
-        fprintf(f, "\"%s\":%.3f%s", name, ms, comma ? "," : "");
+        put_ms(b, ms);
+    if (comma)
+        put(b, ",", 1);
 }
 
 static void out_json(FILE *f, const vl_result *r)
 {
-    fprintf(f, "{\"index\":%lld,\"url\":", (long long)r->index);
-    out_json_string(f, r->url);
-    fprintf(f, ",\"ok\":%s,\"status\":", r->ok ? "true" : "false");
+    static __thread struct buf b; /* reused: no allocation per record */
+    b.len = 0;
+    b.oom = 0;
+    puts_(&b, "{\"index\":");
+    put_i64(&b, (long long)r->index);
+    puts_(&b, ",\"url\":");
+    put_json_string(&b, r->url);
+    puts_(&b, r->ok ? ",\"ok\":true,\"status\":" : ",\"ok\":false,\"status\":");
     if (r->status)
-        fprintf(f, "%d", r->status);
+        put_i64(&b, r->status);
     else
-        fputs("null", f);
-    fprintf(f, ",\"bytes\":%llu,\"time_ms\":%.3f,\"redirects\":%d,\"final_url\":",
-            (unsigned long long)r->bytes, r->time_ms, r->redirects);
-    out_json_string(f, r->final_url);
-    fputs(",\"error\":", f);
-    out_json_string(f, r->error);
+        puts_(&b, "null");
+    puts_(&b, ",\"bytes\":");
+    put_u64(&b, (unsigned long long)r->bytes);
+    puts_(&b, ",\"time_ms\":");
+    put_ms(&b, r->time_ms);
+    puts_(&b, ",\"redirects\":");
+    put_i64(&b, r->redirects);
+    puts_(&b, ",\"final_url\":");
+    put_json_string(&b, r->final_url);
+    puts_(&b, ",\"error\":");
+    put_json_string(&b, r->error);
     if (r->file) {
-        fputs(",\"file\":", f);
-        out_json_string(f, r->file);
+        puts_(&b, ",\"file\":");
+        put_json_string(&b, r->file);
     }
-    fputs(",\"timings\":{", f);
-    out_ms(f, "queue_ms", r->timings.queue_ms, 1);
-    out_ms(f, "dns_ms", r->timings.dns_ms, 1);
-    out_ms(f, "connect_ms", r->timings.connect_ms, 1);
-    out_ms(f, "tls_ms", r->timings.tls_ms, 1);
-    out_ms(f, "send_ms", r->timings.send_ms, 1);
-    out_ms(f, "ttfb_ms", r->timings.ttfb_ms, 1);
-    out_ms(f, "total_ms", r->timings.total_ms, 0);
-    fprintf(f, "},\"reused\":%s,\"attempts\":%d}\n", r->reused ? "true" : "false", r->attempts);
+    puts_(&b, ",\"timings\":{");
+    put_timing(&b, "queue_ms", r->timings.queue_ms, 1);
+    put_timing(&b, "dns_ms", r->timings.dns_ms, 1);
+    put_timing(&b, "connect_ms", r->timings.connect_ms, 1);
+    put_timing(&b, "tls_ms", r->timings.tls_ms, 1);
+    put_timing(&b, "send_ms", r->timings.send_ms, 1);
+    put_timing(&b, "ttfb_ms", r->timings.ttfb_ms, 1);
+    put_timing(&b, "total_ms", r->timings.total_ms, 0);
+    puts_(&b, r->reused ? "},\"reused\":true,\"attempts\":" : "},\"reused\":false,\"attempts\":");
+    put_i64(&b, r->attempts);
+    puts_(&b, "}\n");
+    if (!b.oom)
+        fwrite(b.p, 1, b.len, f);
 }
 
 static void out_text(FILE *f, const vl_result *r)

@@ -2,7 +2,12 @@
 per-host wait list, redirects across hosts, retries and running out of fds."""
 import os
 
-from harness import ScriptedServer, run_volley, timeout
+from harness import SERVERS_DIR, ScriptedServer, run_volley, timeout
+
+
+class SemanticsServer(ScriptedServer):
+    """tests/servers/semantics.py (same command line as scripted.py)."""
+    SCRIPT = os.path.join(SERVERS_DIR, "semantics.py")
 
 
 def _busy_host_then_redirect(a, b, *extra):
@@ -77,3 +82,28 @@ def test_retry_after_a_stale_retry_may_reuse_the_connection_it_left(tmp):
     recs = res.by_index(2)
     assert recs[1]["status"] == 503 and recs[1]["attempts"] == 2, res.describe(
         "the 503 to be tried twice")
+
+
+@timeout(30)
+def test_a_huge_retry_after_is_clamped_not_overflowed(tmp):
+    # Retry-After: LONG_MAX seconds; x 1e6 overflowed int64 (to -1 s, i.e.
+    # "no Retry-After") and the retry came after ~1 s.  Clamped to 5 min it
+    # exceeds --retry-max-time: no retry, the 503 is the answer.
+    with SemanticsServer(tmp) as s:
+        url = s.url("/flaky?key=big&fails=1&retry_after=9223372036854775807")
+        res = run_volley(["--json", "--retry", "1", "--retry-max-time", "10", url], timeout=20)
+    rec = res.one()
+    assert rec["status"] == 503 and rec["attempts"] == 1, res.describe(
+        "no retry within --retry-max-time 10 when the server asks for 2^63 s")
+
+
+@timeout(30)
+def test_per_host_limit_holds_across_threads(tmp):
+    # -t 4 ran four clients, each with its own --per-host 1: 4 connections.
+    with ScriptedServer(tmp) as s:
+        urls = [s.url("/slow?ms=200&i=%d" % i) for i in range(6)]
+        res = run_volley(["--json", "-t", "4", "-c", "8", "--per-host", "1"] + urls, timeout=20)
+        conns = s.connections()
+    res.by_index(6)
+    assert all(r["ok"] for r in res.records), res.describe("every URL to succeed")
+    assert conns == 1, "--per-host 1 with -t 4 opened %d connections" % conns

@@ -6,7 +6,6 @@ import re
 import shutil
 import statistics
 import sys
-import time
 
 from proc import run_measured
 

@@ -4,7 +4,6 @@ alternation and returns its sections (tables) for the report."""
 import os
 import shutil
 import subprocess
-import threading
 import time
 
 from core import PY, Aiohttp, Curl, Job, Requests, Script, Section, Volley, Wrk, log, run_one, run_rounds
@@ -19,7 +18,7 @@ FULL = dict(seed_rounds=5, many_n=100_000, many_rounds=3, wrk_secs=5, tls_n=5_00
             idle_delay_plain=6, idle_delay_tls=20, list_small=10_000, list_big=1_000_000,
             list_rounds=1)
 QUICK = dict(seed_rounds=3, many_n=20_000, many_rounds=2, wrk_secs=3, tls_n=2_000, tls_rounds=2,
-             big_total=256 * MiB, big_rounds=2, idle_n=1_000, idle_base=100, idle_rounds=1,
+             big_total=256 * MiB, big_rounds=3, idle_n=1_000, idle_base=100, idle_rounds=1,
              idle_delay_plain=3, idle_delay_tls=5, list_small=10_000, list_big=100_000,
              list_rounds=1)
 
@@ -44,8 +43,13 @@ def resolves(hosts, port):
     return ["%s:%d:127.0.0.1" % (h, port) for h in hosts]
 
 
+def compare_clients(ctx):
+    """--compare PATH: a second volley build in the same rounds (an A/B of two builds)."""
+    return [Volley(ctx.compare_name, ctx.compare)] if ctx.compare else []
+
+
 def std_clients(ctx, node=True, aiohttp=True, curl=True, requests=False):
-    cs = [Volley("volley", ctx.volley)]
+    cs = [Volley("volley", ctx.volley)] + compare_clients(ctx)
     if curl:
         cs.append(Curl("curl --parallel"))
     if aiohttp:
@@ -75,7 +79,8 @@ def seed(ctx):
                       "127.0.0.1 by each client's override; concurrency 100 (all at once) except "
                       "`volley -c 1` and requests (sequential).  *critical path* = volley fetching "
                       "one of the URLs alone: process start + one handshake + 100 ms.")
-        clients = [Volley("volley", ctx.volley), Volley("volley -c 1", ctx.volley, concurrency=1),
+        clients = [Volley("volley", ctx.volley)] + compare_clients(ctx) + [
+                   Volley("volley -c 1", ctx.volley, concurrency=1),
                    Curl("curl --parallel"), Aiohttp("aiohttp gather", PY, "aiohttp_get.py"),
                    Script("node fetch Promise.all", "node", "node_fetch.mjs"),
                    Requests("requests (sequential)", PY, "requests_get.py"),
@@ -184,15 +189,17 @@ def idle(ctx):
     secs = []
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    # volley keeps 2 descriptors per fetch (socket + a happy-eyeballs spare):
-    # stay where every client can hold all N at once under this box's limit.
-    N = min(P["idle_n"], (soft - 64) // 2 // 100 * 100)
+    # volley's gather keeps its window under (open-file limit - 32) / 3 (a socket, a
+    # happy-eyeballs spare and an output file per fetch), silently: stay where
+    # every client can hold all N at once under this box's limit.
+    N = min(P["idle_n"], (soft - 32) // 3 // 100 * 100)
     n0 = P["idle_base"]
     limit_note = None
     if N < P["idle_n"]:
-        limit_note = ("%d connections asked; this box's open-file limit is %d and volley keeps 2 "
-                      "descriptors per fetch (socket + a happy-eyeballs spare; it lowers -c to fit), "
-                      "so every client holds %d" % (P["idle_n"], soft, N))
+        limit_note = ("%d connections asked; this box's open-file limit is %d (root cannot raise it "
+                      "here) and volley caps its window at (limit - 32) / 3 = %d (src/gather.c, "
+                      "without a message), so every client holds %d"
+                      % (P["idle_n"], soft, (soft - 32) // 3, N))
     with ctx.nginx(workers=2, conns=N + 512) as ng:
         for mode in ("plain", "tls"):
             delay = P["idle_delay_" + mode]
@@ -284,7 +291,7 @@ def list_(ctx):
                           "Peak RSS of the whole run with each list; the list is the client's own "
                           "input (volley -i FILE, curl -K FILE, the scripts stream the file).")
         sec.small, sec.big, sec.small_runs = small, bigN, {}
-        clients = [Volley("volley", ctx.volley), Curl("curl --parallel")]
+        clients = [Volley("volley", ctx.volley)] + compare_clients(ctx) + [Curl("curl --parallel")]
         for name in ("aiohttp", "node fetch"):
             sec.add_na(name, "time budget: ~2k req/s here (see many); its script streams the list "
                              "(flat by construction)")
