@@ -142,7 +142,13 @@ int vl_client_new(vl_loop *loop, const vl_client_opts *opts, vl_client **out, ch
     if (rc == 0 && !(c->rbuf = malloc(CLIENT_RBUF_BYTES)))
         rc = -ENOMEM;
     if (rc == 0)
-        rc = pool_init(&c->pool, loop, opts->concurrency, opts->per_host,
+        /* Busy connections are bounded by the fetches in flight; as many
+         * again may wait idle for reuse.  Evicting an idle connection of
+         * one host to open one to another, at a fixed total, made 2,000
+         * GETs over 50 TLS hosts at -c 50 open ~900 connections; with the
+         * idle allowance they open ~100 (aiohttp's limit also counts only
+         * connections in use). */
+        rc = pool_init(&c->pool, loop, 2 * opts->concurrency, opts->per_host,
                        (uint64_t)(opts->idle_timeout_s * 1e6));
     if (rc == 0)
         rc = dns_new(loop, &c->opts, &c->dns, err, errlen);

@@ -83,7 +83,7 @@ int vl_gather_start(vl_client *cl, int window, vl_next_cb *next, void *next_data
      * out of fds must be an error result (EMFILE), never a stall. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-        long room = ((long)rl.rlim_cur - 32) / 3;
+        long room = ((long)rl.rlim_cur - 32) / 4;
         if (room < 1)
             room = 1;
         if (g->window > room)

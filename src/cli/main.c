@@ -251,8 +251,9 @@ static void fit_fd_limit(struct cli_opts *o)
                 getrlimit(RLIMIT_NOFILE, &rl);
         }
     }
-    /* per fetch: its socket, a second happy-eyeballs attempt, an output file */
-    long per = o->output_dir ? 3 : 2;
+    /* per fetch: its socket, a second happy-eyeballs attempt, an idle
+     * pooled connection, an output file */
+    long per = o->output_dir ? 4 : 3;
     long room = ((long)rl.rlim_cur - 32) / per;
     if (room < 1)
         room = 1;
