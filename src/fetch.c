@@ -115,6 +115,7 @@ static int transient_error(const vl_fetch *f, int err);
 static int maybe_retry(vl_fetch *f);
 static void reset_response(vl_fetch *f);
 static void end_tls_probe(vl_fetch *f);
+static void end_attempt(vl_fetch *f, int reusable, int failed);
 
 static uint64_t now_us(const vl_fetch *f) { return loop_now_us(f->cl->loop); }
 static double ms_between(uint64_t a, uint64_t b) { return (double)(b - a) / 1000.0; }
@@ -306,17 +307,9 @@ static void adopt_idle(vl_loop *loop, void *data)
     struct conn *c = pool_take_idle(&f->cl->pool, f->host);
     if (!c)
         return;
-    if (f->dq) {
-        dns_cancel(f->dq);
-        f->dq = NULL;
-    }
-    if (f->connector) {
-        connector_cancel(f->connector);
-        f->connector = NULL;
-    }
-    pool_unreserve(&f->cl->pool, f->host);
-    f->reserved = 0;
-    end_tls_probe(f); /* it resumes nothing: let the others go */
+    /* drop the lookup or connect, the reserved slot, and a TLS probe: this
+     * fetch resumes nothing now, so the others may go */
+    end_attempt(f, 0, 0);
     client_trace(f->cl, "fetch#%llu takes idle connection #%llu instead of its own attempt",
                  (unsigned long long)f->id, (unsigned long long)c->id);
     adopt_conn(f, c);
