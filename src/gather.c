@@ -79,7 +79,8 @@ int vl_gather_start(vl_client *cl, int window, vl_next_cb *next, void *next_data
     g->cl = cl;
     g->window = window > 0 ? window : cl->opts.concurrency;
     /* Keep the window below the open-file limit: each fetch may hold a
-     * socket, a second happy-eyeballs attempt and an output file.  Running
+     * socket, a second happy-eyeballs attempt, an idle pooled connection and
+     * an output file (the CLI says so when it lowers -c for this).  Running
      * out of fds must be an error result (EMFILE), never a stall. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {

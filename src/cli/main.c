@@ -252,8 +252,8 @@ static void fit_fd_limit(struct cli_opts *o)
         }
     }
     /* per fetch: its socket, a second happy-eyeballs attempt, an idle
-     * pooled connection, an output file */
-    long per = o->output_dir ? 4 : 3;
+     * pooled connection, an output file (the same count as vl_gather's) */
+    long per = 4;
     long room = ((long)rl.rlim_cur - 32) / per;
     if (room < 1)
         room = 1;
