@@ -178,15 +178,16 @@ def _py_has(mod):
 
 
 class Wrk(Client):
-    """wrk -t1 -cN -dSECS on one URL: the ceiling, duration-based."""
+    """wrk -tT -cN -dSECS on one URL: the ceiling, duration-based."""
     needs = ("wrk",)
 
-    def __init__(self, name, url, duration):
+    def __init__(self, name, url, duration, threads=1):
         super().__init__(name)
-        self.url, self.duration = url, duration
+        self.url, self.duration, self.threads = url, duration, threads
 
     def cmd(self, job, outdir):
-        return ["wrk", "-t1", "-c%d" % self.conc(job), "-d%ds" % self.duration, self.url]
+        return ["wrk", "-t%d" % self.threads, "-c%d" % self.conc(job), "-d%ds" % self.duration,
+                self.url]
 
     def count(self, stdout_path):
         text = open(stdout_path, errors="replace").read()

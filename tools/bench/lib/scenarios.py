@@ -105,6 +105,9 @@ def many(ctx):
                       % (ctx.args.nginx_workers, "s" if ctx.args.nginx_workers > 1 else "", P["wrk_secs"]))
         clients = std_clients(ctx)
         clients.insert(1, Wrk("wrk -t1 (ceiling)", base, P["wrk_secs"]))
+        # parallelism, the other half: two loops in two threads, and wrk's two
+        clients.insert(2, Volley("volley -t 2", ctx.volley, extra=["-t", "2"]))
+        clients.insert(3, Wrk("wrk -t2", base, P["wrk_secs"], threads=2))
         sec.add_na("requests (sequential)", "sequential requests at 100k GETs would take minutes; not a concurrency-100 client")
         run_rounds(ctx, sec, clients, P["many_rounds"])
     return [sec]
@@ -125,7 +128,9 @@ def tls(ctx):
                       "Each name its own origin: connection pools, handshakes and session "
                       "resumption per name; server offers %s." % ctx.args.tls_protocols)
         sec.add_na("requests (sequential)", "not a concurrency-50 client")
-        run_rounds(ctx, sec, std_clients(ctx), P["tls_rounds"])
+        clients = std_clients(ctx)
+        clients.insert(1, Volley("volley -t 2", ctx.volley, extra=["-t", "2"]))
+        run_rounds(ctx, sec, clients, P["tls_rounds"])
     return [sec]
 
 
