@@ -28,6 +28,7 @@ struct input {
     int nworkers;
     int (*wake)[2];              /* per worker: a pipe its loop watches */
     int *wants_wake;
+    char *line;                  /* the reader's getline buffer */
 };
 
 /* Trim spaces and CR/LF; NULL for blank lines and # comments. */
@@ -77,23 +78,20 @@ static int push(struct input *in, char *url)
     return rc;
 }
 
-static void free_line(void *p) { free(*(char **)p); }
-
 static void *reader_main(void *arg)
 {
     struct input *in = arg;
-    char *line = NULL;
     size_t cap = 0;
     int stop = 0;
-    pthread_cleanup_push(free_line, &line);
+    /* The line buffer lives in *in, so input_close frees it even when it
+     * had to cancel this thread inside getline. */
     for (int i = 0; i < in->o->nurls && !stop; i++)
         stop = push(in, strdup(in->o->urls[i])) < 0;
-    while (!stop && in->f && getline(&line, &cap, in->f) >= 0) {
-        char *u = clean_line(line);
+    while (!stop && in->f && getline(&in->line, &cap, in->f) >= 0) {
+        char *u = clean_line(in->line);
         if (u)
             stop = push(in, strdup(u)) < 0;
     }
-    pthread_cleanup_pop(1);
     pthread_mutex_lock(&in->lock);
     in->eof = 1;
     wake_waiters(in);
@@ -215,6 +213,7 @@ void input_close(struct input *in)
         fclose(in->f);
     pthread_cond_destroy(&in->not_full);
     pthread_mutex_destroy(&in->lock);
+    free(in->line);
     free(in->ring);
     free(in->wake);
     free(in->wants_wake);
