@@ -42,12 +42,9 @@ against the former):
   /count              number of TCP connections accepted (this one included).
   anything else       404.
 """
-import argparse
 import hashlib
 import json
-import os
 import random
-import signal
 import socket
 import struct
 import sys
@@ -365,29 +362,22 @@ def serve_connection(sock, number):
     sock.close()
 
 
+def _set_request_log(f):
+    global _log_file
+    _log_file = f
+
+
+def _count_accept():
+    global _accepted
+    with _lock:
+        _accepted += 1
+        return _accepted
+
+
 def main():
-    global _accepted, _log_file
-    ap = argparse.ArgumentParser(description="volley's HTTP semantics test server")
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--request-log", help="append one JSON line per request to this file")
-    args = ap.parse_args()
-    if args.request_log:
-        _log_file = open(args.request_log, "a")
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lsock.bind(("127.0.0.1", args.port))
-    lsock.listen(512)
-    print(lsock.getsockname()[1], flush=True)
-    try:
-        while True:
-            sock, _ = lsock.accept()
-            with _lock:
-                _accepted += 1
-                number = _accepted
-            threading.Thread(target=serve_connection, args=(sock, number), daemon=True).start()
-    except KeyboardInterrupt:
-        pass
+    from scripted import listen_and_serve  # the shared command line and accept loop
+    listen_and_serve("volley's HTTP semantics test server", serve_connection, _set_request_log,
+                     _count_accept)
 
 
 if __name__ == "__main__":
