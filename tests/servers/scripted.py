@@ -410,16 +410,17 @@ def serve_connection(sock, number):
     sock.close()
 
 
-def listen_and_serve(description, serve_connection, set_request_log, count_accept):
+def listen_and_serve(description, serve_connection, state):
     """The command line and accept loop of both test servers (this one and
     semantics.py): --port (0 = a free one, printed on the first line of
-    stdout), --request-log FILE, SIGTERM exits, a thread per connection."""
+    stdout), --request-log FILE, SIGTERM exits, a thread per connection.
+    state is the server's module: its _log_file, _lock and _accepted."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--request-log", help="append one JSON line per request to this file")
     args = ap.parse_args()
     if args.request_log:
-        set_request_log(open(args.request_log, "a"))
+        state._log_file = open(args.request_log, "a")
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -430,27 +431,16 @@ def listen_and_serve(description, serve_connection, set_request_log, count_accep
     try:
         while True:
             sock, _ = lsock.accept()
-            threading.Thread(target=serve_connection, args=(sock, count_accept()),
-                             daemon=True).start()
+            with state._lock:
+                state._accepted += 1
+                number = state._accepted
+            threading.Thread(target=serve_connection, args=(sock, number), daemon=True).start()
     except KeyboardInterrupt:
         pass
 
 
-def _set_request_log(f):
-    global _log_file
-    _log_file = f
-
-
-def _count_accept():
-    global _accepted
-    with _lock:
-        _accepted += 1
-        return _accepted
-
-
 def main():
-    listen_and_serve("volley's scripted test server", serve_connection, _set_request_log,
-                     _count_accept)
+    listen_and_serve("volley's scripted test server", serve_connection, sys.modules[__name__])
 
 
 if __name__ == "__main__":

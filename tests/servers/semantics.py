@@ -362,22 +362,10 @@ def serve_connection(sock, number):
     sock.close()
 
 
-def _set_request_log(f):
-    global _log_file
-    _log_file = f
-
-
-def _count_accept():
-    global _accepted
-    with _lock:
-        _accepted += 1
-        return _accepted
-
-
 def main():
     from scripted import listen_and_serve  # the shared command line and accept loop
-    listen_and_serve("volley's HTTP semantics test server", serve_connection, _set_request_log,
-                     _count_accept)
+    listen_and_serve("volley's HTTP semantics test server", serve_connection,
+                     sys.modules[__name__])
 
 
 if __name__ == "__main__":
