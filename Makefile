@@ -11,7 +11,7 @@ WFLAGS  := -std=c11 -Wall -Wextra -Werror
 CPPFLAGS_ALL := -D_GNU_SOURCE -DVL_VERSION_STRING=\"$(VERSION)\" -Iinclude -Isrc \
                 -I/usr/share/include/llhttp
 ALL_CFLAGS = $(WFLAGS) $(CFLAGS) $(SAN_FLAGS) -fPIC $(CPPFLAGS_ALL)
-DEP_LIBS := -lmbedtls -lmbedx509 -lmbedcrypto -lcares -lz -luriparser
+DEP_LIBS := -lmbedtls -lmbedx509 -lmbedcrypto -lcares -lz -lbrotlidec -lzstd -luriparser -lidn2
 LDFLAGS_ALL = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRCS := $(sort $(wildcard src/*.c))
@@ -39,10 +39,12 @@ all: $(LLHTTP_LIB) $(BUILD)/volley $(BUILD)/libvolley.a $(BUILD)/libvolley.so
 
 
 # Run tools/install-deps.sh only when a header or tool we need is missing.
-$(DEPS_STAMP):
+$(DEPS_STAMP): tools/install-deps.sh
 	@for f in /usr/include/mbedtls/ssl.h /usr/share/llhttp/llhttp.c /usr/include/ares.h \
-	          /usr/include/zlib.h /usr/include/uriparser/Uri.h; do \
+	          /usr/include/zlib.h /usr/include/brotli/decode.h /usr/include/zstd.h \
+	          /usr/include/uriparser/Uri.h /usr/include/idn2.h; do \
 	    [ -e $$f ] || { sh tools/install-deps.sh --build-only || exit 1; break; }; done
+	@command -v python3 >/dev/null || sh tools/install-deps.sh --build-only
 	@mkdir -p $(BUILD) && touch $@
 
 deps:
@@ -83,10 +85,10 @@ $(BUILD)/examples/%: tools/examples/%.c tools/examples/example.h $(BUILD)/libvol
 
 examples: $(EXAMPLE_BINS)
 
-# The test command README gives.  Installs test packages when missing.
+# The test command README gives.  Installs test packages when missing
+# (install-deps.sh asks dpkg first and exits at once when nothing is).
 test: all
-	@[ -e /usr/include/cmocka.h ] && [ -e /usr/include/uv.h ] && pkg-config --exists glib-2.0 \
-	    && command -v nginx >/dev/null || sh tools/install-deps.sh
+	@sh tools/install-deps.sh
 	@$(MAKE) --no-print-directory BUILD=$(BUILD) SAN_FLAGS="$(SAN_FLAGS)" unit-bins examples
 	python3 tests/run.py --build $(BUILD)
 
@@ -122,7 +124,7 @@ INSTALL      ?= install
 SONAME       := libvolley.so.$(SOVERSION)
 # What DEP_LIBS links, for static linking through pkg-config: the libraries
 # that ship a .pc file by name, mbedTLS (which ships none) by flags.
-PC_REQUIRES_PRIVATE := libcares zlib liburiparser
+PC_REQUIRES_PRIVATE := libcares zlib libbrotlidec libzstd liburiparser libidn2
 PC_LIBS_PRIVATE     := -lmbedtls -lmbedx509 -lmbedcrypto
 INSTALLED := $(BINDIR)/volley $(LIBDIR)/libvolley.so.$(VERSION) $(LIBDIR)/$(SONAME) \
              $(LIBDIR)/libvolley.so $(LIBDIR)/libvolley.a $(INCLUDEDIR)/volley.h \

@@ -418,27 +418,12 @@ static int transient_error(const vl_fetch *f, int err)
            (strstr(f->errmsg, "reset") || strstr(f->errmsg, "closed before"));
 }
 
-/* Retry-After: delay-seconds or an HTTP-date (RFC 9110 §10.2.3), in µs. */
-static int64_t retry_after_us(const char *v)
-{
-    if (!v)
-        return -1;
-    char *end;
-    long secs = strtol(v, &end, 10);
-    if (end != v && *end == '\0') /* clamped before scaling: no int64 overflow */
-        return secs < 0 ? 0 : (int64_t)(secs < 86400 ? secs : 86400) * 1000000;
-    struct tm tm = {0};
-    if (!strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm))
-        return -1;
-    time_t when = timegm(&tm), now = time(NULL);
-    return when > now ? (int64_t)(when - now < 86400 ? when - now : 86400) * 1000000 : 0;
-}
-
 static uint64_t backoff_us(const vl_fetch *f)
 {
     const vl_client_opts *o = &f->cl->opts;
     /* A server's Retry-After is a minimum, as in curl: the larger wins. */
-    int64_t ra = retry_after_us(f->resp.headers_done ? f->resp.hdr[HH_RETRY_AFTER] : NULL);
+    int64_t ra = http_retry_after_us(f->resp.headers_done ? f->resp.hdr[HH_RETRY_AFTER] : NULL,
+                                     time(NULL));
     if (ra > (int64_t)RETRY_AFTER_MAX_US)
         ra = RETRY_AFTER_MAX_US;
     if (o->retry_delay_s > 0) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "http.h"
 #include "util.h"
@@ -380,4 +381,50 @@ int http_resp_eof(struct http_resp *r)
                "http: body shorter than Content-Length (got %llu of %llu bytes)",
                (unsigned long long)r->body_bytes, (unsigned long long)r->content_length);
     return -VL_EHTTP;
+}
+
+/* ------------------------------------------------------------ Retry-After */
+
+#define RETRY_AFTER_CLAMP_S 86400
+
+int64_t http_retry_after_us(const char *v, time_t now)
+{
+    if (!v)
+        return -1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (*v >= '0' && *v <= '9') {
+        /* delay-seconds = 1*DIGIT; saturate instead of overflowing */
+        int64_t secs = 0;
+        for (; *v >= '0' && *v <= '9'; v++)
+            if (secs < RETRY_AFTER_CLAMP_S)
+                secs = secs * 10 + (*v - '0');
+        while (*v == ' ' || *v == '\t')
+            v++;
+        if (*v)
+            return -1;
+        return (secs < RETRY_AFTER_CLAMP_S ? secs : RETRY_AFTER_CLAMP_S) * 1000000;
+    }
+    /* IMF-fixdate, the obsolete RFC 850 form, and asctime's. */
+    static const char *const forms[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                                        "%a %b %e %H:%M:%S %Y"};
+    for (size_t i = 0; i < ARRAY_LEN(forms); i++) {
+        struct tm tm;
+        memset(&tm, 0, sizeof(tm));
+        const char *end = strptime(v, forms[i], &tm);
+        if (!end)
+            continue;
+        while (*end == ' ' || *end == '\t')
+            end++;
+        if (*end)
+            continue;
+        time_t when = timegm(&tm);
+        if (when == (time_t)-1)
+            return -1;
+        if (when <= now)
+            return 0;
+        int64_t d = (int64_t)when - (int64_t)now;
+        return (d < RETRY_AFTER_CLAMP_S ? d : RETRY_AFTER_CLAMP_S) * 1000000;
+    }
+    return -1;
 }

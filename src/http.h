@@ -7,6 +7,7 @@
 #include <llhttp.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct http_head_spec {
     const char *method;
@@ -67,5 +68,11 @@ long http_resp_feed(struct http_resp *r, const char *buf, size_t len);
 /* The peer closed the stream.  0 if that ends the message properly (a
  * close-delimited body), else a negative code with r->err set. */
 int http_resp_eof(struct http_resp *r);
+
+/* Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date in any of
+ * the three forms §5.6.7 has recipients accept, as microseconds from now
+ * (0 for a date in the past), clamped to a day.  -1 when v is NULL or not
+ * one of those. */
+int64_t http_retry_after_us(const char *v, time_t now);
 
 #endif

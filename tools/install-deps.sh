@@ -2,7 +2,9 @@
 # Installs, idempotently, the Debian packages volley builds and tests with.
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -eu
-BUILD_PKGS="make gcc pkg-config libmbedtls-dev node-llhttp libc-ares-dev zlib1g-dev liburiparser-dev"
+BUILD_PKGS="make gcc libc6-dev pkg-config libmbedtls-dev node-llhttp libc-ares-dev zlib1g-dev
+    libbrotli-dev libzstd-dev liburiparser-dev libidn2-dev python3"
+# python3 runs the demo (tools/demo.py) and the test runner.
 TEST_PKGS="nginx libcmocka-dev openssl python3 valgrind libuv1-dev libglib2.0-dev"
 pkgs="$BUILD_PKGS"
 [ "${1:-}" = "--build-only" ] || pkgs="$pkgs $TEST_PKGS"
