@@ -74,9 +74,13 @@ $(BUILD)/libvolley.so: $(LIB_OBJS) $(LLHTTP_OBJS) $(BUILD)/libvolley.map
 $(BUILD)/volley: $(CLI_OBJS) $(BUILD)/libvolley.a
 	$(CC) -o $@ $(CLI_OBJS) $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS)
 
+# Unit tests that need an encoder to make their input link it too.
+UNIT_LIBS_test_decode := -lbrotlienc
+
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvolley.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS) -lcmocka \
+	    $(UNIT_LIBS_$*)
 
 $(BUILD)/examples/%: tools/examples/%.c tools/examples/example.h $(BUILD)/libvolley.a
 	@mkdir -p $(dir $@)

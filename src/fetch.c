@@ -43,6 +43,7 @@ static const char *const state_names[] = {
 };
 
 #define SEND_CHUNK_BYTES 16384
+#define STALE_RETRY_MAX 3
 #define READS_PER_EVENT 16
 
 struct vl_fetch {
@@ -87,6 +88,8 @@ struct vl_fetch {
     int tls_probe;                  /* this fetch's handshake will give its host a session */
     int reused;
     int stale_retried;
+    uint64_t exchange_bytes;        /* response bytes read in this exchange (t_first is
+                                     * the first exchange's, redirects included) */
     int sink_err;                   /* why the body sink refused bytes */
     struct http_resp resp;
 
@@ -304,6 +307,8 @@ static void adopt_idle(vl_loop *loop, void *data)
     (void)loop;
     if (f->state != F_RESOLVING && f->state != F_CONNECTING)
         return;
+    if (f->stale_retried)
+        return; /* it connects anew because an idle connection just died */
     struct conn *c = pool_take_idle(&f->cl->pool, f->host);
     if (!c)
         return;
@@ -580,6 +585,29 @@ static int sink_body(void *data, const char *chunk, size_t len)
 
 static int will_follow(const vl_fetch *f);
 
+/* The codings to undo, in the order the server applied them: the content
+ * codings (unless --no-decompress), then the transfer codings other than
+ * chunked, which are always undone: never hand over still-encoded bytes
+ * as the body (RFC 9112 §6.1). */
+static int start_decoder(vl_fetch *f)
+{
+    const char *ce = f->cl->opts.decompress ? f->resp.hdr[HH_CONTENT_ENCODING] : NULL;
+    const char *te = f->resp.te_codings;
+    char *both = NULL;
+    f->dec_checked = 1;
+    if (ce && te) {
+        size_t n = strlen(ce) + strlen(te) + 3;
+        if (!(both = malloc(n))) {
+            vl_fmt(f->resp.err, sizeof(f->resp.err), "out of memory");
+            return -ENOMEM;
+        }
+        snprintf(both, n, "%s, %s", ce, te);
+    }
+    int rc = decoder_init(&f->dec, both ? both : ce ? ce : te, f->resp.err, sizeof(f->resp.err));
+    free(both);
+    return rc;
+}
+
 /* Raw (possibly encoded) body bytes from the parser. */
 static int raw_body(void *data, const char *chunk, size_t len)
 {
@@ -589,16 +617,10 @@ static int raw_body(void *data, const char *chunk, size_t len)
     if (will_follow(f))
         return 0; /* a redirect's own body is read and dropped */
     if (!f->dec_checked) {
-        f->dec_checked = 1;
-        enum decode_kind k = f->cl->opts.decompress ? decode_kind_of(f->resp.hdr[HH_CONTENT_ENCODING])
-                                                    : DECODE_NONE;
-        if (decoder_init(&f->dec, k) < 0) {
-            vl_fmt(f->resp.err, sizeof(f->resp.err), "decode: cannot start zlib");
-            return f->sink_err = -VL_EDECODE;
-        }
+        int rc = start_decoder(f);
+        if (rc < 0)
+            return f->sink_err = rc;
     }
-    if (f->dec.kind == DECODE_NONE)
-        return sink_body(f, chunk, len);
     int rc = decoder_feed(&f->dec, chunk, len, sink_body, f, f->resp.err, sizeof(f->resp.err));
     if (rc == -VL_EDECODE)
         f->sink_err = rc;
@@ -673,6 +695,7 @@ static void reset_response(vl_fetch *f)
 
 static void start_exchange(vl_fetch *f)
 {
+    f->exchange_bytes = 0;
     f->head_off = 0;
     f->body_off = 0;
     f->send_len = f->send_off = 0;
@@ -744,16 +767,22 @@ static void do_send(vl_fetch *f)
 }
 
 /* A reused connection that dies before any response byte: the server
- * closed it while it sat idle.  Retry once on a new connection (RFC 9112
+ * closed it while it sat idle.  The retry takes a new connection when the
+ * per-host limit allows (try_acquire); only when it had to take another
+ * idle one may that die too, and be retried again, STALE_RETRY_MAX in all
+ * per request (a redirect is a new request).  Retry once on a new connection (RFC 9112
  * §9.3.1 allows it for idempotent requests; curl and aiohttp do this). */
 static int retry_stale(vl_fetch *f)
 {
-    if (!f->reused || f->stale_retried || f->t_first)
+    if (!f->reused || f->stale_retried >= STALE_RETRY_MAX || f->exchange_bytes)
         return 0;
-    f->stale_retried = 1;
-    client_trace(f->cl, "fetch#%llu reused connection died before a response: retrying on a new one",
-                 (unsigned long long)f->id);
+    f->stale_retried++;
+    client_trace(f->cl, "fetch#%llu reused connection died before a response: retrying on a new "
+                 "one, closing the host's other idle connections", (unsigned long long)f->id);
     release_conn(f, 0);
+    /* The others are older than this one: taking one of them would likely
+     * fail the same way, and the one retry with it. */
+    pool_flush_idle(&f->cl->pool, f->host);
     f->reused = 0;
     if (!pool_reserve(&f->cl->pool, f->host)) {
         /* the per-host limit is full: wait for a slot like any other fetch */
@@ -773,8 +802,11 @@ static int is_redirect(int s) { return s == 301 || s == 302 || s == 303 || s == 
 
 static int will_follow(const vl_fetch *f)
 {
+    /* an empty Location is no redirect: the 3xx is the final response, as
+     * in curl (RFC 9110 §10.2.2 wants a URI-reference there) */
+    const char *loc = f->resp.hdr[HH_LOCATION];
     return f->resp.headers_done && is_redirect(f->resp.status) && f->cl->opts.max_redirs > 0 &&
-           f->resp.hdr[HH_LOCATION] != NULL;
+           loc != NULL && *loc != '\0';
 }
 
 /* Credentials set with -H go to the origin they were meant for only. */
@@ -846,6 +878,7 @@ static void follow_redirect(vl_fetch *f)
     f->cur_url = next;
     f->redirects++;
     f->reused = 0;
+    f->stale_retried = 0;
     f->t_dns0 = f->t_dns = f->t_conn = f->t_tls = 0;
     if (!f->host || build_head(f) < 0) {
         finish(f, -ENOMEM, "out of memory");
@@ -883,7 +916,7 @@ static void response_complete(vl_fetch *f, int leftover)
 
 static void on_eof(vl_fetch *f)
 {
-    if (!f->t_first && retry_stale(f))
+    if (!f->exchange_bytes && retry_stale(f))
         return;
     if (http_resp_eof(&f->resp) < 0) {
         finish(f, -VL_EHTTP, "%s", f->resp.err);
@@ -915,6 +948,7 @@ static void do_read(vl_fetch *f)
         f->last_io = now_us(f);
         if (!f->t_first)
             f->t_first = f->last_io;
+        f->exchange_bytes += (uint64_t)n;
         long used = http_resp_feed(&f->resp, cl->rbuf, (size_t)n);
         if (f->state == F_DONE || f->state == F_FAILED)
             return; /* canceled from its body callback: c is gone already */
@@ -1064,10 +1098,13 @@ static void try_acquire(vl_fetch *f)
 {
     vl_client *cl = f->cl;
     if (f->state == F_QUEUED) {
-        /* Even after a stale retry: an idle connection here may hold the
+        /* After a stale retry a new connection comes first; an idle one
+         * still serves when the host is at its limit: it may hold the
          * host's last slot, and nothing would wake a fetch waiting for it. */
-        struct conn *c = pool_take_idle(&cl->pool, f->host);
-        if (!c && (wait_for_session(f) || !pool_reserve(&cl->pool, f->host))) {
+        struct conn *c = NULL;
+        int fresh = f->stale_retried && pool_reserve(&cl->pool, f->host);
+        if (!fresh && !(c = pool_take_idle(&cl->pool, f->host)) &&
+            (wait_for_session(f) || !pool_reserve(&cl->pool, f->host))) {
             end_tls_probe(f); /* a probe that could not start is none */
             list_insert_tail(&f->host->waiters, &f->qlink);
             return;

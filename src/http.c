@@ -1,7 +1,10 @@
 /* http.c: request heads and llhttp-driven response parsing.
- * Bounds: the response header block (max_header_bytes) and each captured
- * header value (HDR_VALUE_MAX). */
+ * Bounds: the response head and trailers (max_header_bytes, counted as
+ * received), interim responses (HTTP_MAX_INTERIM), chunk extensions
+ * (CHUNK_EXT_MAX) and transfer codings (HTTP_MAX_TE_CODINGS). */
+#include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +15,6 @@
 #include "util.h"
 #include "volley.h"
 
-#define HDR_VALUE_MAX 8192
 #define CHUNK_EXT_MAX 4096
 
 /* ---------------------------------------------------------------- request */
@@ -69,7 +71,7 @@ int http_build_head(const struct http_head_spec *s, char **out, size_t *len)
     if (!user_has(s, "Accept"))
         PUT("Accept: */*\r\n");
     if (s->accept_encoding && !user_has(s, "Accept-Encoding"))
-        PUT("Accept-Encoding: gzip, deflate\r\n");
+        PUT("Accept-Encoding: gzip, deflate, br, zstd\r\n");
     if (!user_has(s, "Connection"))
         PUT("Connection: keep-alive\r\n");
     if (s->has_body) {
@@ -92,28 +94,40 @@ int http_build_head(const struct http_head_spec *s, char **out, size_t *len)
 
 static struct http_resp *R(llhttp_t *p) { return p->data; }
 
-static int count_header(struct http_resp *r, size_t len)
+static int fail(struct http_resp *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct http_resp *r, const char *fmt, ...)
 {
-    r->header_bytes += len;
-    if (r->header_bytes > r->max_header_bytes) {
-        vl_fmt(r->err, sizeof(r->err), "http: header block over %zu bytes", r->max_header_bytes);
-        return -1;
+    if (!r->err[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->err, sizeof(r->err), fmt, ap);
+        va_end(ap);
     }
-    return 0;
+    return -VL_EHTTP;
 }
 
-static int on_status(llhttp_t *p, const char *at, size_t len)
+/* Append n bytes to a growable buffer; 0 or -1 (out of memory). */
+static int grow_put(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
 {
-    (void)at;
-    return count_header(R(p), len);
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 256;
+        while (c < *len + n + 1)
+            c *= 2;
+        char *b = realloc(*buf, c);
+        if (!b)
+            return -1;
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return 0;
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct http_resp *r = R(p);
-    if (count_header(r, len + 4) < 0)
-        return -1;
-    /* llhttp may hand a name over in pieces when it spans two reads. */
     if (r->fname_len + len < sizeof(r->fname))
         memcpy(r->fname + r->fname_len, at, len);
     r->fname_len += len;
@@ -123,45 +137,60 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *p)
 {
     struct http_resp *r = R(p);
-    static const char *const names[HH_COUNT] = {"location", "content-encoding", "retry-after"};
+    static const char *const names[HH_COUNT] = {"location", "content-encoding", "retry-after",
+                                                "transfer-encoding"};
     r->capture = -1;
-    if (r->fname_len < sizeof(r->fname))
+    if (r->fname_len < sizeof(r->fname) && r->phase == HP_HEAD)
         for (int i = 0; i < HH_COUNT; i++)
             if (vl_strcaseeq_n(r->fname, r->fname_len, names[i]))
                 r->capture = i;
+    if (r->capture == HH_TRANSFER_ENCODING)
+        r->nte++;
     r->fname_len = 0;
-    r->value_start = 1;
+    r->cur_len = 0;
     return 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct http_resp *r = R(p);
-    if (count_header(r, len) < 0)
-        return -1;
     if (r->capture < 0)
         return 0;
-    char *old = r->hdr[r->capture];
-    size_t olen = old ? strlen(old) : 0;
-    /* RFC 9110 §5.3: a repeated field is its values joined with ", " */
-    const char *sep = (old && r->value_start) ? ", " : "";
-    size_t slen = strlen(sep);
-    r->value_start = 0;
-    if (olen + slen + len > HDR_VALUE_MAX)
-        return 0;
-    char *v = realloc(old, olen + slen + len + 1);
-    if (!v)
-        return -1;
-    memcpy(v + olen, sep, slen);
-    memcpy(v + olen + slen, at, len);
-    v[olen + slen + len] = '\0';
-    r->hdr[r->capture] = v;
-    return 0;
+    return grow_put(&r->cur, &r->cur_len, &r->cur_cap, at, len);
 }
 
+static int is_ows(char c) { return c == ' ' || c == '\t'; }
+
+/* Keep the value of a captured field line, OWS trimmed (RFC 9110 §5.5). */
 static int on_header_value_complete(llhttp_t *p)
 {
-    R(p)->capture = -1;
+    struct http_resp *r = R(p);
+    int h = r->capture;
+    r->capture = -1;
+    if (h < 0)
+        return 0;
+    const char *v = r->cur ? r->cur : "";
+    size_t n = r->cur_len;
+    while (n && is_ows(*v))
+        v++, n--;
+    while (n && is_ows(v[n - 1]))
+        n--;
+    char *old = r->hdr[h];
+    if (old && (h == HH_LOCATION || h == HH_RETRY_AFTER)) {
+        if (h == HH_LOCATION && (strlen(old) != n || memcmp(old, v, n) != 0))
+            r->location_conflict = 1;
+        return 0;
+    }
+    if (old && n == 0)
+        return 0; /* an empty list element adds nothing */
+    size_t olen = old ? strlen(old) : 0, slen = (old && olen) ? 2 : 0;
+    char *nv = realloc(old, olen + slen + n + 1);
+    if (!nv)
+        return -1;
+    memcpy(nv + olen, ", ", slen);
+    memcpy(nv + olen + slen, v, n);
+    nv[olen + slen + n] = '\0';
+    r->hdr[h] = nv;
     return 0;
 }
 
@@ -171,6 +200,55 @@ static void clear_captures(struct http_resp *r)
         free(r->hdr[i]);
         r->hdr[i] = NULL;
     }
+    free(r->te_codings);
+    r->te_codings = NULL;
+    r->nte = 0;
+    r->location_conflict = 0;
+}
+
+/* Transfer-Encoding (RFC 9112 §6.1): codings applied in order; chunked, if
+ * there, must be the final one and is undone here; the others are left in
+ * te_codings for the decoder.  Without chunked the body runs to the close
+ * (§6.3 rule 4), which llhttp does for responses. */
+static int check_transfer_coding(struct http_resp *r)
+{
+    const char *v = r->hdr[HH_TRANSFER_ENCODING];
+    if (!v)
+        return 0;
+    if (r->nte > 1)
+        return fail(r, "http: %d Transfer-Encoding header fields in one response", r->nte);
+    char list[HTTP_MAX_TE_CODINGS * 16] = "";
+    size_t len = 0;
+    int n = 0, chunked_at = -1;
+    for (const char *s = v; *s;) {
+        while (*s == ',' || is_ows(*s))
+            s++;
+        if (!*s)
+            break;
+        size_t tl = strcspn(s, ",; \t");
+        const char *t = s;
+        s += strcspn(s, ",");
+        if (++n > HTTP_MAX_TE_CODINGS)
+            return fail(r, "http: Transfer-Encoding '%.100s' has more than %d codings", v,
+                        HTTP_MAX_TE_CODINGS);
+        if (chunked_at >= 0)
+            return fail(r, "http: Transfer-Encoding '%.100s': chunked is not the final coding", v);
+        if (vl_strcaseeq_n(t, tl, "chunked")) {
+            chunked_at = n;
+            continue;
+        }
+        if (vl_strcaseeq_n(t, tl, "identity"))
+            continue; /* RFC 2616's no-op, still sent by a few servers */
+        if (!vl_strcaseeq_n(t, tl, "gzip") && !vl_strcaseeq_n(t, tl, "x-gzip") &&
+            !vl_strcaseeq_n(t, tl, "deflate"))
+            return fail(r, "http: unsupported transfer coding '%.*s'", (int)(tl > 40 ? 40 : tl),
+                        t);
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%.*s", len ? ", " : "",
+                                (int)tl, t);
+    }
+    if (len && !(r->te_codings = vl_strdup(list)))
+        return -1;
+    return 0;
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -179,16 +257,17 @@ static int on_headers_complete(llhttp_t *p)
     int status = p->status_code;
     r->status = status;
     if (status >= 100 && status < 200 && status != 101) {
-        /* RFC 9110 §15.2: interim responses (100, 103) precede the final one;
-         * skip them, header bytes included, and parse on. */
-        r->header_bytes = 0;
-        clear_captures(r);
-        return 0;
+        /* RFC 9110 §15.2: an interim response (100, 103) has no content,
+         * whatever framing fields it carries; the final one follows. */
+        r->got_interim = 1;
+        return 1;
     }
-    if (status == 101) {
-        vl_fmt(r->err, sizeof(r->err), "http: unexpected 101 Switching Protocols");
+    if (status == 101)
+        return fail(r, "http: unexpected 101 Switching Protocols");
+    if (r->location_conflict)
+        return fail(r, "http: several different Location header fields");
+    if (check_transfer_coding(r) < 0)
         return -1;
-    }
     r->headers_done = 1;
     r->chunked = (p->flags & F_CHUNKED) != 0;
     r->has_content_length = (p->flags & F_CONTENT_LENGTH) != 0;
@@ -197,27 +276,16 @@ static int on_headers_complete(llhttp_t *p)
      * Content-Length says (a 304's describes the representation). */
     if (r->head_request || status == 204 || status == 304)
         return 1;
-    if (r->chunked) {
-        r->chunk_pause = 1; /* the first chunk-size line is next */
-        return HPE_PAUSED;
-    }
     return 0;
 }
 
 static int on_chunk_header(llhttp_t *p)
 {
-    if (p->content_length == 0)
-        R(p)->last_chunk = 1;
-    return 0;
-}
-
-static int on_chunk_complete(llhttp_t *p)
-{
     struct http_resp *r = R(p);
-    if (r->last_chunk)
-        return 0;
-    r->chunk_pause = 1; /* the next chunk-size line follows */
-    return HPE_PAUSED;
+    r->chunk_left = p->content_length;
+    if (p->content_length == 0)
+        r->last_chunk = 1;
+    return 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -236,11 +304,11 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static int on_message_complete(llhttp_t *p)
 {
     struct http_resp *r = R(p);
-    if (!r->headers_done)
-        return 0; /* the end of an interim response */
-    r->complete = 1;
-    r->keep_alive = llhttp_should_keep_alive(p);
-    return HPE_PAUSED; /* stop here: bytes after the response are not ours */
+    if (r->headers_done) {
+        r->complete = 1;
+        r->keep_alive = llhttp_should_keep_alive(p);
+    }
+    return HPE_PAUSED; /* stop here: bytes after the message are not ours */
 }
 
 static const llhttp_settings_t *settings(void)
@@ -249,7 +317,6 @@ static const llhttp_settings_t *settings(void)
     static int init;
     if (!init) {
         llhttp_settings_init(&s);
-        s.on_status = on_status;
         s.on_header_field = on_header_field;
         s.on_header_field_complete = on_header_field_complete;
         s.on_header_value = on_header_value;
@@ -258,18 +325,22 @@ static const llhttp_settings_t *settings(void)
         s.on_body = on_body;
         s.on_message_complete = on_message_complete;
         s.on_chunk_header = on_chunk_header;
-        s.on_chunk_complete = on_chunk_complete;
         init = 1;
     }
     return &s;
+}
+
+static void start_parser(struct http_resp *r)
+{
+    llhttp_init(&r->parser, HTTP_RESPONSE, settings());
+    r->parser.data = r;
 }
 
 void http_resp_init(struct http_resp *r, size_t max_header_bytes, int head_request,
                     http_body_fn *on_body_fn, void *data)
 {
     memset(r, 0, sizeof(*r));
-    llhttp_init(&r->parser, HTTP_RESPONSE, settings());
-    r->parser.data = r;
+    start_parser(r);
     r->max_header_bytes = max_header_bytes;
     r->head_request = head_request;
     r->capture = -1;
@@ -277,91 +348,366 @@ void http_resp_init(struct http_resp *r, size_t max_header_bytes, int head_reque
     r->data = data;
 }
 
-void http_resp_free(struct http_resp *r) { clear_captures(r); }
-
-static void parse_error(struct http_resp *r, llhttp_errno_t e)
+void http_resp_free(struct http_resp *r)
 {
-    if (r->err[0])
-        return; /* a callback said precisely what went wrong */
-    const char *reason = llhttp_get_error_reason(&r->parser);
-    if (e == HPE_UNEXPECTED_CONTENT_LENGTH)
-        vl_fmt(r->err, sizeof(r->err),
-               "http: both Transfer-Encoding and Content-Length in response (RFC 9112 6.3)");
-    else if (e == HPE_INVALID_CHUNK_SIZE || (r->headers_done && r->chunked))
-        vl_fmt(r->err, sizeof(r->err), "http: malformed chunked body (llhttp: %s)",
-               reason ? reason : llhttp_errno_name(e));
-    else
-        vl_fmt(r->err, sizeof(r->err), "http: malformed response (llhttp: %s)",
-               reason ? reason : llhttp_errno_name(e));
+    clear_captures(r);
+    free(r->blk);
+    free(r->cur);
+    r->blk = r->cur = NULL;
+    r->blk_len = r->blk_cap = r->cur_len = r->cur_cap = 0;
 }
 
-/* One byte of a chunk-size line.  Chunk extensions are dropped here, before
- * llhttp sees them: llhttp 8.1 (Debian's) rejects a valid ";a=1;b=2", and
- * RFC 9112 §7.1.1 has recipients ignore extensions they do not know. */
-static llhttp_errno_t feed_chunk_line_byte(struct http_resp *r, char c)
+static long llhttp_error(struct http_resp *r, llhttp_errno_t e)
 {
-    if (c == '\n') {
-        r->chunk_line = 0;
-        r->chunk_ext = 0;
-    } else if (r->chunk_ext && c != '\r') {
-        if (++r->chunk_ext > CHUNK_EXT_MAX) {
-            vl_fmt(r->err, sizeof(r->err), "http: chunk extension over %d bytes", CHUNK_EXT_MAX);
-            return HPE_USER;
-        }
-        return HPE_OK;
-    } else if (c == ';') {
-        r->chunk_ext = 1;
-        return HPE_OK;
+    if (r->err[0])
+        return -VL_EHTTP; /* a callback said precisely what went wrong */
+    const char *reason = llhttp_get_error_reason(&r->parser);
+    if (!reason)
+        reason = llhttp_errno_name(e);
+    if (e == HPE_UNEXPECTED_CONTENT_LENGTH)
+        return fail(r, "http: both Transfer-Encoding and Content-Length in response "
+                       "(RFC 9112 6.3)");
+    if (e == HPE_INVALID_CHUNK_SIZE || (r->headers_done && r->chunked))
+        return fail(r, "http: malformed chunked body (llhttp: %s)", reason);
+    if (e == HPE_INVALID_TRANSFER_ENCODING)
+        return fail(r, "http: malformed Transfer-Encoding (llhttp: %s)", reason);
+    return fail(r, "http: malformed response (llhttp: %s)", reason);
+}
+
+/* Feed llhttp bytes that must all be taken (a whole block, a chunk line);
+ * stopping at the end of the message is fine. */
+static long execute_all(struct http_resp *r, const char *p, size_t n)
+{
+    llhttp_errno_t e = llhttp_execute(&r->parser, p, n);
+    if (e == HPE_OK || (e == HPE_PAUSED && (r->complete || r->got_interim)))
+        return 0;
+    return llhttp_error(r, e);
+}
+
+/* ---- head blocks */
+
+/* RFC 9112 §4: status-line = HTTP-version SP status-code SP [reason-phrase],
+ * the code exactly three digits.  A missing SP before an empty reason is
+ * accepted, as curl and browsers do; anything else is not guessed at. */
+static int check_status_line(struct http_resp *r, const char *s, size_t n)
+{
+    if (n && s[n - 1] == '\r')
+        n--;
+    const char *what = NULL;
+    if (n < 12 || memcmp(s, "HTTP/", 5) != 0 || !isdigit((unsigned char)s[5]) || s[6] != '.' ||
+        !isdigit((unsigned char)s[7]))
+        what = "no HTTP/x.y version";
+    else if (s[5] != '1')
+        what = "unsupported HTTP version";
+    else if (s[8] != ' ' || !isdigit((unsigned char)s[9]) || !isdigit((unsigned char)s[10]) ||
+             !isdigit((unsigned char)s[11]) || (n > 12 && s[12] != ' '))
+        what = "status code not three digits after one space";
+    else if (s[9] == '0')
+        what = "status code below 100";
+    if (what) {
+        char shown[64];
+        size_t k = 0;
+        for (size_t i = 0; i < n && k + 4 < sizeof(shown); i++)
+            k += (size_t)snprintf(shown + k, sizeof(shown) - k,
+                                  isprint((unsigned char)s[i]) ? "%c" : "\\x%02x",
+                                  (unsigned char)s[i]);
+        return fail(r, "http: malformed status line (%s): '%s%s'", what, shown,
+                    k + 4 >= sizeof(shown) ? "..." : "");
     }
-    return llhttp_execute(&r->parser, &c, 1);
+    return 0;
+}
+
+/* Does the block need rewriting before llhttp sees it?  Bare LF, obs-fold
+ * (a line starting with SP/HT) and OWS before a line end all do. */
+static int needs_normalising(const char *b, size_t n)
+{
+    for (const char *p = b, *end = b + n; (p = memchr(p, '\n', (size_t)(end - p))); p++) {
+        if (p == b || p[-1] != '\r')
+            return 1;
+        if (p - b >= 2 && is_ows(p[-2]))
+            return 1;
+        if (p + 1 < end && is_ows(p[1]))
+            return 1;
+    }
+    return 0;
+}
+
+/* Rewrite a block as llhttp wants it: CRLF line ends, no OWS before them,
+ * an obs-fold replaced by one SP (RFC 9112 §5.2).  Whitespace before the
+ * first field of a head is rejected (§2.2).  Returns a malloc'ed copy. */
+static char *normalise(struct http_resp *r, const char *b, size_t n, int head, size_t *outlen)
+{
+    char *o = malloc(n + n / 2 + 4);
+    if (!o)
+        return NULL;
+    size_t k = 0, line = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = b[i];
+        if (c == '\r' && i + 1 < n && b[i + 1] == '\n')
+            continue;
+        if (c != '\n') {
+            o[k++] = c;
+            continue;
+        }
+        while (k && is_ows(o[k - 1]) && (line > 0 || !head))
+            k--;
+        line++;
+        if (i + 1 < n && is_ows(b[i + 1])) {
+            if (head && line == 1) {
+                free(o);
+                fail(r, "http: whitespace before the first header field (RFC 9112 2.2)");
+                return NULL;
+            }
+            o[k++] = ' ';
+            while (i + 1 < n && is_ows(b[i + 1]))
+                i++;
+            continue;
+        }
+        o[k++] = '\r';
+        o[k++] = '\n';
+    }
+    *outlen = k;
+    return o;
+}
+
+/* Scan p for the end of the block: an empty line.  Returns the bytes that
+ * belong to the block; *end is set when it is whole. */
+static size_t scan_block(struct http_resp *r, const char *p, size_t n, int *end)
+{
+    size_t i = 0;
+    *end = 0;
+    while (i < n) {
+        const char *nl = memchr(p + i, '\n', n - i);
+        size_t stop = nl ? (size_t)(nl - p) : n;
+        if (stop > i) {
+            r->line_len += stop - i;
+            r->line_cr = p[stop - 1] == '\r';
+        }
+        if (!nl)
+            return n;
+        i = stop + 1;
+        int blank = r->line_len == 0 || (r->line_len == 1 && r->line_cr);
+        r->line_len = 0;
+        r->line_cr = 0;
+        if (blank) {
+            *end = 1;
+            return i;
+        }
+    }
+    return i;
+}
+
+static long parse_block(struct http_resp *r, const char *b, size_t n);
+
+/* Collect a head or trailer block from p; parse it once whole.  Returns the
+ * bytes consumed or a negative code. */
+static long take_block(struct http_resp *r, const char *p, size_t n)
+{
+    size_t skip = 0;
+    if (r->phase == HP_HEAD && !r->started) {
+        /* empty lines before the status line are ignored (RFC 9112 §2.2) */
+        while (skip < n && (p[skip] == '\r' || p[skip] == '\n'))
+            skip++;
+        if (skip == n) {
+            r->header_bytes += n;
+            return r->header_bytes > r->max_header_bytes
+                       ? fail(r, "http: header block over %zu bytes", r->max_header_bytes)
+                       : (long)n;
+        }
+        r->started = 1;
+    }
+    int end;
+    size_t used = scan_block(r, p + skip, n - skip, &end);
+    r->header_bytes += skip + used;
+    if (r->header_bytes > r->max_header_bytes)
+        return fail(r, "http: header block over %zu bytes", r->max_header_bytes);
+    if (r->phase == HP_HEAD && r->prefix_len < sizeof(r->prefix)) {
+        /* a server that does not speak HTTP/1 fails now, not 64 KiB later */
+        size_t k = sizeof(r->prefix) - r->prefix_len;
+        memcpy(r->prefix + r->prefix_len, p + skip, used < k ? used : k);
+        r->prefix_len += used < k ? used : k;
+        if (memcmp(r->prefix, "HTTP/", r->prefix_len) != 0)
+            return fail(r, "http: malformed status line (not an HTTP/1 response)");
+    }
+    if (!end || r->blk_len) {
+        if (grow_put(&r->blk, &r->blk_len, &r->blk_cap, p + skip, used) < 0)
+            return -ENOMEM;
+        if (!end)
+            return (long)n;
+        long rc = parse_block(r, r->blk, r->blk_len);
+        r->blk_len = 0;
+        return rc < 0 ? rc : (long)(skip + used);
+    }
+    long rc = parse_block(r, p + skip, used); /* whole in this read: no copy */
+    return rc < 0 ? rc : (long)(skip + used);
+}
+
+/* The head is parsed; set up for what follows it. */
+static long after_head(struct http_resp *r)
+{
+    if (r->got_interim) {
+        if (++r->interim > HTTP_MAX_INTERIM)
+            return fail(r, "http: more than %d interim (1xx) responses", HTTP_MAX_INTERIM);
+        /* the final response starts afresh: parser, captures, limits */
+        r->got_interim = 0;
+        r->started = 0;
+        r->prefix_len = 0;
+        r->header_bytes = 0;
+        clear_captures(r);
+        start_parser(r);
+        return 0;
+    }
+    if (!r->complete)
+        r->phase = r->chunked ? HP_CHUNK_LINE : HP_BODY;
+    return 0;
+}
+
+static long parse_block(struct http_resp *r, const char *b, size_t n)
+{
+    int head = r->phase == HP_HEAD;
+    if (head && check_status_line(r, b, (size_t)((const char *)memchr(b, '\n', n) - b)) < 0)
+        return -VL_EHTTP;
+    long rc;
+    if (needs_normalising(b, n)) {
+        size_t len;
+        char *nb = normalise(r, b, n, head, &len);
+        if (!nb)
+            return r->err[0] ? -VL_EHTTP : -ENOMEM;
+        rc = execute_all(r, nb, len);
+        free(nb);
+    } else {
+        rc = execute_all(r, b, n);
+    }
+    if (rc < 0)
+        return rc;
+    if (head)
+        return after_head(r);
+    if (!r->complete)
+        return fail(r, "http: malformed trailer section");
+    return 0;
+}
+
+/* ---- chunked framing */
+
+/* One byte of a chunk-size line: chunk-size [ BWS ";" ext ] CRLF
+ * (RFC 9112 §7.1).  The hex digits go to llhttp with a CRLF once the line
+ * ends; extensions are skipped (recipients ignore those they do not know,
+ * §7.1.1; llhttp 8.1 rejects valid ones), bounded. */
+static long chunk_line_byte(struct http_resp *r, char c)
+{
+    if (r->chunk_cr && c != '\n')
+        return fail(r, "http: malformed chunked body (CR without LF in a chunk-size line)");
+    if (c == '\r') {
+        r->chunk_cr = 1;
+        return 0;
+    }
+    if (c == '\n') {
+        if (r->chunk_digits == 0)
+            return fail(r, "http: malformed chunked body (no chunk size)");
+        char line[sizeof(r->chunk_size) + 2];
+        memcpy(line, r->chunk_size, r->chunk_digits);
+        memcpy(line + r->chunk_digits, "\r\n", 2);
+        size_t len = r->chunk_digits + 2;
+        r->chunk_digits = r->chunk_ext = 0;
+        r->chunk_cr = 0;
+        long rc = execute_all(r, line, len);
+        if (rc < 0)
+            return rc;
+        r->phase = r->last_chunk ? HP_TRAILERS : HP_BODY;
+        return 0;
+    }
+    if (r->chunk_ext) {
+        if (++r->chunk_ext > CHUNK_EXT_MAX)
+            return fail(r, "http: chunk extension over %d bytes", CHUNK_EXT_MAX);
+        return 0;
+    }
+    if (isxdigit((unsigned char)c)) {
+        if (r->chunk_digits >= sizeof(r->chunk_size))
+            return fail(r, "http: malformed chunked body (chunk size over %zu digits)",
+                        sizeof(r->chunk_size));
+        r->chunk_size[r->chunk_digits++] = c;
+        return 0;
+    }
+    if (r->chunk_digits && (c == ';' || is_ows(c))) {
+        r->chunk_ext = 1;
+        return 0;
+    }
+    return fail(r, "http: malformed chunked body (invalid byte 0x%02x in a chunk-size line)",
+                (unsigned char)c);
+}
+
+/* One byte of the line end after chunk data: CRLF, or a bare LF. */
+static long chunk_end_byte(struct http_resp *r, char c)
+{
+    if (c == '\r' && !r->chunk_cr) {
+        r->chunk_cr = 1;
+        return 0;
+    }
+    if (c != '\n')
+        return fail(r, "http: malformed chunked body (chunk data not followed by CRLF)");
+    r->chunk_cr = 0;
+    long rc = execute_all(r, "\r\n", 2);
+    if (rc < 0)
+        return rc;
+    r->phase = HP_CHUNK_LINE;
+    return 0;
+}
+
+/* Body bytes straight to llhttp; chunk data no further than its chunk. */
+static long feed_body(struct http_resp *r, const char *p, size_t n)
+{
+    if (r->chunked && n > r->chunk_left)
+        n = (size_t)r->chunk_left;
+    llhttp_errno_t e = llhttp_execute(&r->parser, p, n);
+    if (e == HPE_PAUSED && r->complete) {
+        const char *pos = llhttp_get_error_pos(&r->parser);
+        return pos ? (long)(pos - p) : (long)n;
+    }
+    if (e != HPE_OK)
+        return llhttp_error(r, e);
+    if (r->chunked && (r->chunk_left -= n) == 0)
+        r->phase = HP_CHUNK_END;
+    return (long)n;
 }
 
 long http_resp_feed(struct http_resp *r, const char *buf, size_t len)
 {
-    if (r->complete)
-        return 0; /* bytes after the response are not ours */
     size_t off = 0;
-    while (off < len) {
-        llhttp_errno_t e;
-        const char *start = buf + off;
-        if (r->chunk_line) {
-            e = feed_chunk_line_byte(r, buf[off]);
-            off++;
-            if (e == HPE_OK)
-                continue;
-            start = NULL;
-        } else {
-            e = llhttp_execute(&r->parser, start, len - off);
-            if (e == HPE_OK)
-                return (long)len;
+    while (off < len && !r->complete) {
+        long used;
+        switch (r->phase) {
+        case HP_HEAD:
+        case HP_TRAILERS:
+            used = take_block(r, buf + off, len - off);
+            break;
+        case HP_BODY:
+            used = feed_body(r, buf + off, len - off);
+            break;
+        case HP_CHUNK_LINE:
+            used = chunk_line_byte(r, buf[off]);
+            used = used < 0 ? used : 1;
+            break;
+        case HP_CHUNK_END:
+            used = chunk_end_byte(r, buf[off]);
+            used = used < 0 ? used : 1;
+            break;
+        default:
+            used = fail(r, "http: internal parser state");
         }
-        if (e == HPE_PAUSED && start) {
-            const char *pos = llhttp_get_error_pos(&r->parser);
-            size_t used = pos ? (size_t)(pos - start) : len - off;
-            if (r->complete)
-                return (long)(off + used);
-            if (r->chunk_pause) {
-                r->chunk_pause = 0;
-                r->chunk_line = 1;
-                llhttp_resume(&r->parser);
-                off += used;
-                continue;
-            }
-        } else if (e == HPE_PAUSED && r->complete) {
-            return (long)off; /* the last byte of a chunk line ended the message */
-        }
-        parse_error(r, e);
-        return -VL_EHTTP;
+        if (used < 0)
+            return used;
+        off += (size_t)used;
+        r->bytes_in += (uint64_t)used;
     }
-    return (long)len;
+    return (long)off;
 }
 
 int http_resp_eof(struct http_resp *r)
 {
     if (r->complete)
         return 0;
-    if (r->headers_done && !r->chunked && !r->has_content_length) {
-        /* RFC 9112 §6.3 rule 8: the body ends when the connection closes. */
+    if (r->phase == HP_BODY && !r->chunked && !r->has_content_length) {
+        /* RFC 9112 §6.3 rules 4 and 8: the body ends when the connection closes. */
         llhttp_errno_t e = llhttp_finish(&r->parser);
         if (e == HPE_OK || (e == HPE_PAUSED && r->complete)) {
             r->complete = 1;
@@ -369,18 +715,15 @@ int http_resp_eof(struct http_resp *r)
             return 0;
         }
     }
-    if (!r->headers_done && r->header_bytes == 0 && r->parser.status_code == 0)
-        vl_fmt(r->err, sizeof(r->err), "http: connection closed before any response");
-    else if (!r->headers_done)
-        vl_fmt(r->err, sizeof(r->err), "http: connection closed inside the response headers");
-    else if (r->chunked)
-        vl_fmt(r->err, sizeof(r->err), "http: truncated chunked body (got %llu bytes)",
-               (unsigned long long)r->body_bytes);
-    else
-        vl_fmt(r->err, sizeof(r->err),
-               "http: body shorter than Content-Length (got %llu of %llu bytes)",
-               (unsigned long long)r->body_bytes, (unsigned long long)r->content_length);
-    return -VL_EHTTP;
+    if (r->phase == HP_HEAD && r->bytes_in == 0 && r->header_bytes == 0)
+        return fail(r, "http: connection closed before any response");
+    if (r->phase == HP_HEAD)
+        return fail(r, "http: connection closed inside the response headers");
+    if (r->chunked)
+        return fail(r, "http: truncated chunked body (got %llu bytes)",
+                    (unsigned long long)r->body_bytes);
+    return fail(r, "http: body shorter than Content-Length (got %llu of %llu bytes)",
+                (unsigned long long)r->body_bytes, (unsigned long long)r->content_length);
 }
 
 /* ------------------------------------------------------------ Retry-After */

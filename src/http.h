@@ -18,7 +18,7 @@ struct http_head_spec {
     size_t nheaders;
     int has_body;
     uint64_t body_len;
-    int accept_encoding;         /* send Accept-Encoding: gzip, deflate */
+    int accept_encoding;         /* send Accept-Encoding: gzip, deflate, br, zstd */
     const char *drop_prefix[4];  /* header names not to send (redirect to another host) */
 };
 
@@ -27,10 +27,32 @@ int http_build_head(const struct http_head_spec *spec, char **out, size_t *len);
 /* Does a "Name: value" string name the header `name`? */
 int http_header_is(const char *line, const char *name);
 
-/* Captured response headers that the fetch layer acts on. */
-enum { HH_LOCATION, HH_CONTENT_ENCODING, HH_RETRY_AFTER, HH_COUNT };
+/* Captured response headers that the fetch layer acts on.  List fields
+ * (Content-Encoding, Transfer-Encoding) are joined with ", " when repeated
+ * (RFC 9110 §5.3); Location and Retry-After are singletons: the first one
+ * counts, and two different Locations fail the response. */
+enum { HH_LOCATION, HH_CONTENT_ENCODING, HH_RETRY_AFTER, HH_TRANSFER_ENCODING, HH_COUNT };
 
 typedef int http_body_fn(void *data, const char *chunk, size_t len);
+
+/* Where the parser is.  The head (status line and fields) and the trailer
+ * section are collected whole, checked and normalised before llhttp sees
+ * them: bare LF line ends (RFC 9112 §2.2), obs-fold (§5.2) and trailing
+ * whitespace (OWS) are rewritten, so a field reaches the callbacks in one
+ * piece and every size limit counts the bytes as sent, however they were
+ * split across reads.  Chunk-size lines and the CRLF after chunk data are
+ * checked here too: Debian's llhttp 8.1 (loose mode) skips those two bytes
+ * unchecked, and rejects valid chunk extensions. */
+enum http_phase {
+    HP_HEAD,        /* status line and header fields */
+    HP_BODY,        /* body bytes straight to llhttp (chunk data: chunk_left of them) */
+    HP_CHUNK_LINE,  /* a chunk-size line */
+    HP_CHUNK_END,   /* the CRLF after chunk data */
+    HP_TRAILERS,    /* the trailer section after the last chunk */
+};
+
+#define HTTP_MAX_INTERIM 16     /* 1xx responses before the final one */
+#define HTTP_MAX_TE_CODINGS 4   /* Transfer-Encoding list entries, chunked included */
 
 struct http_resp {
     llhttp_t parser;
@@ -39,21 +61,38 @@ struct http_resp {
     int headers_done;          /* final (non-1xx) headers complete */
     int complete;              /* final message complete */
     int keep_alive;            /* connection may be reused after complete */
-    size_t header_bytes;
+    enum http_phase phase;
+    size_t header_bytes;       /* bytes of this head (+ trailers), as received */
     size_t max_header_bytes;
+    uint64_t bytes_in;         /* every byte fed, interim responses included */
+    int interim;               /* 1xx responses skipped */
+    int got_interim;           /* the head just parsed was a 1xx */
+    char *blk;                 /* a head block split across reads, collected */
+    size_t blk_len, blk_cap;
+    size_t line_len;           /* bytes of the current line of the block */
+    int line_cr;               /* ... whose last byte was CR */
+    int started;               /* the status line has begun (blank lines before it skipped) */
+    char prefix[5];            /* the first bytes of the status line, checked early */
+    size_t prefix_len;
     uint64_t content_length;   /* valid when has_content_length */
     int has_content_length;
     int chunked;
-    int chunk_pause;           /* llhttp paused before a chunk-size line */
-    int chunk_line;            /* feeding a chunk-size line byte by byte */
-    int chunk_ext;             /* inside its extensions: bytes skipped */
+    uint64_t chunk_left;       /* chunk data bytes still to come */
+    char chunk_size[24];       /* the hex digits of the chunk-size line */
+    size_t chunk_digits;
+    size_t chunk_ext;          /* extension bytes skipped (bounded) */
+    int chunk_cr;              /* a CR was seen, LF must follow */
     int last_chunk;            /* the zero-size chunk was seen */
     uint64_t body_bytes;       /* raw (encoded) body bytes received */
     char fname[24];            /* the header name being read, if short */
     size_t fname_len;
     int capture;               /* which HH_* the current value belongs to, or -1 */
-    int value_start;           /* the next value piece starts a new field line */
-    char *hdr[HH_COUNT];       /* captured values (malloc'ed, bounded) */
+    char *cur;                 /* the captured value of the current field line */
+    size_t cur_len, cur_cap;
+    int nte;                   /* Transfer-Encoding field lines */
+    int location_conflict;     /* two different Location values */
+    char *hdr[HH_COUNT];       /* captured values (malloc'ed, OWS trimmed) */
+    char *te_codings;          /* transfer codings to undo, chunked removed, or NULL */
     http_body_fn *on_body;
     void *data;
     char err[256];

@@ -118,6 +118,12 @@ struct conn *pool_take_idle(struct pool *p, struct host *h)
     return c; /* still watched for reading: the caller re-points the watcher */
 }
 
+void pool_flush_idle(struct pool *p, struct host *h)
+{
+    while (!list_empty(&h->idle))
+        close_idle(p, container_of(h->idle.next, struct conn, link));
+}
+
 int pool_reserve(struct pool *p, struct host *h)
 {
     if (p->per_host > 0 && h->nconns >= p->per_host)

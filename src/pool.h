@@ -41,6 +41,10 @@ struct host *pool_host_get(struct pool *p, const char *key);
 void pool_host_put(struct pool *p, struct host *h);
 /* An idle connection to h (now owned by the caller), or NULL. */
 struct conn *pool_take_idle(struct pool *p, struct host *h);
+/* Close every idle connection to h (the server was found closing them:
+ * the others, older than the one just found dead, likely are too).  h must
+ * be held (a reference) by the caller. */
+void pool_flush_idle(struct pool *p, struct host *h);
 /* May the caller open a new connection to h?  Reserves the slot (counts it
  * in nconns) and returns 1, evicting an idle connection elsewhere when the
  * total limit is reached; returns 0 when h is at its per-host limit. */

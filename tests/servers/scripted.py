@@ -46,6 +46,10 @@ Behaviour is chosen by the request path:
   /echo               200; the body is the request exactly as received (request line,
                       header lines, blank line, body), so a test can see what was sent.
   /redirect?to=PATH&code=N   N (default 302) with Location: PATH.
+  /raw?r=B64&piece=N&keep=1  sends the bytes base64url-decoded from r exactly as
+                      given (any status line, line ends, framing), N bytes per
+                      send() with 5 ms between (default: all at once), then closes
+                      (FIN) unless keep=1.  For quirks nothing else sends.
   anything else       404 with a short body.
 """
 import argparse
@@ -365,6 +369,18 @@ def h_redirect(c, req):
     return True
 
 
+def h_raw(c, req):
+    import base64
+    data = base64.urlsafe_b64decode(req.query["r"] + "=" * (-len(req.query["r"]) % 4))
+    piece = int(req.query.get("piece", "0")) or len(data) or 1
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for i in range(0, len(data), piece):
+        c.send(data[i:i + piece])
+        if piece < len(data):
+            time.sleep(0.005)
+    return req.query.get("keep") == "1"
+
+
 def h_not_found(c, req):
     c.send(response(404, "Not Found", ["Content-Type: text/plain"], b"no such path\n", conn=c))
     return True
@@ -378,7 +394,7 @@ ROUTES = {
     "/truncated-chunked": h_truncated_chunked, "/te-and-cl": h_te_and_cl,
     "/huge-headers": h_huge_headers, "/slow": h_slow, "/stale": h_stale,
     "/stale-idle": h_stale_idle, "/count": h_count, "/echo": h_echo,
-    "/redirect": h_redirect,
+    "/redirect": h_redirect, "/raw": h_raw,
 }
 
 

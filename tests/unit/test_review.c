@@ -155,7 +155,7 @@ static void highly_compressed_streams_are_decoded_whole(void **state)
             struct decoder d;
             struct count c = {0};
             char err[256] = "";
-            assert_int_equal(decoder_init(&d, decode_kind_of(kinds[k].encoding)), 0);
+            assert_int_equal(decoder_init(&d, kinds[k].encoding, err, sizeof(err)), 0);
             int rc = decoder_feed(&d, (const char *)comp, clen, count_out, &c, err, sizeof(err));
             if (rc == 0)
                 rc = decoder_finish(&d, err, sizeof(err));
