@@ -5,8 +5,9 @@
 //
 // Listens on 127.0.0.1:N (prints "listening N" when it does), keeps Node's
 // defaults unless told (keepAliveTimeout 5000 ms, maxRequestsPerSocket 0).
-// Every request is appended to FILE as one JSON line (method, url, headers,
-// socket: a number per TCP connection).  Paths:
+// Every request is appended to FILE as one JSON line when its response has
+// gone (method, url, headers, socket: a number per TCP connection, status,
+// encoding: the response's Content-Encoding or null).  Paths:
 //
 //   /files/NAME          DIR/files/NAME with Content-Length (like a static server)
 //   /chunked/PATH        DIR/PATH chunked (a stream, no Content-Length)
@@ -41,10 +42,15 @@ const logPath = arg('--log', null);
 const logFd = logPath ? fs.openSync(logPath, 'a') : null;
 let sockets = 0;
 
-function log(req) {
+// One line per request once its response is sent: what came and what went.
+function log(req, res) {
     if (logFd === null) return;
-    const rec = {method: req.method, url: req.url, headers: req.headers, socket: req.socket.volleyId};
-    fs.writeSync(logFd, JSON.stringify(rec) + '\n');
+    res.on('finish', () => {
+        const rec = {method: req.method, url: req.url, headers: req.headers,
+                     socket: req.socket.volleyId, status: res.statusCode,
+                     encoding: res.volleyEncoding || null};
+        fs.writeSync(logFd, JSON.stringify(rec) + '\n');
+    });
 }
 
 function notFound(res) {
@@ -92,6 +98,7 @@ function sendCompressed(req, res, file, kind, force) {
         res.setHeader('Vary', 'Accept-Encoding');
         return sendFile(res, file, 'text/plain');
     }
+    res.volleyEncoding = coding;
     res.writeHead(200, {'Content-Type': 'text/plain', 'Content-Encoding': coding,
                         'Vary': 'Accept-Encoding'});
     fs.createReadStream(file).pipe(ENCODERS[kind]()).pipe(res);
@@ -115,7 +122,7 @@ function chain(req, res, step, query) {
 }
 
 const server = http.createServer((req, res) => {
-    log(req);
+    log(req, res);
     const u = new URL(req.url, 'http://127.0.0.1');
     const m = /^\/([a-z0-9-]+)\/(.*)$/.exec(u.pathname);
     const top = m ? m[1] : u.pathname.slice(1);

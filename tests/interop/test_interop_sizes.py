@@ -12,7 +12,7 @@ from interop import (H2O, Apache, Lighttpd, Node, PyHttp10, assert_bodies_intact
 def check_sizes(tmp, server, prefix="", big=True, extra_args=()):
     names = [prefix + file_name(s) for s in sizes(big)]
     recs, res = fetch_files(tmp, server, names, extra_args=("-c", "8") + tuple(extra_args))
-    assert_bodies_intact(server, names, recs, res, tmp, prefix=prefix)
+    assert_bodies_intact(server, names, recs, res, tmp, source=lambda n: n[len(prefix):])
     wrong = ["%s: bytes %d" % (n, recs[i]["bytes"]) for i, n in enumerate(names)
              if recs[i]["bytes"] != int(n.rsplit("/", 1)[1].split(".")[0])]
     assert not wrong, "%s: record bytes differ from the file size: %s" % (server.NAME, wrong)
