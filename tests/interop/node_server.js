@@ -6,8 +6,9 @@
 // Listens on 127.0.0.1:N (prints "listening N" when it does), keeps Node's
 // defaults unless told (keepAliveTimeout 5000 ms, maxRequestsPerSocket 0).
 // Every request is appended to FILE as one JSON line when its response has
-// gone (method, url, headers, socket: a number per TCP connection, status,
-// encoding: the response's Content-Encoding or null).  Paths:
+// gone or its connection closed (method, url, headers, socket: a number per
+// TCP connection, status, encoding: the response's Content-Encoding or null,
+// finished: whether node saw the whole response written).  Paths:
 //
 //   /files/NAME          DIR/files/NAME with Content-Length (like a static server)
 //   /chunked/PATH        DIR/PATH chunked (a stream, no Content-Length)
@@ -45,10 +46,13 @@ let sockets = 0;
 // One line per request once its response is sent: what came and what went.
 function log(req, res) {
     if (logFd === null) return;
-    res.on('finish', () => {
+    // 'close', not 'finish': a client that closes the moment the last byte is
+    // in can beat 'finish' (finished: false then).
+    const socket = req.socket.volleyId;
+    res.on('close', () => {
         const rec = {method: req.method, url: req.url, headers: req.headers,
-                     socket: req.socket.volleyId, status: res.statusCode,
-                     encoding: res.volleyEncoding || null};
+                     socket: socket, status: res.statusCode,
+                     encoding: res.volleyEncoding || null, finished: res.writableFinished};
         fs.writeSync(logFd, JSON.stringify(rec) + '\n');
     });
 }
