@@ -30,7 +30,7 @@ def test_node_chain_with_relative_and_absolute_locations_is_followed(tmp):
     with Node(tmp, big=False) as srv:
         url = srv.url("/chain/301?q=a%20b")
         res = run_volley(["--json", url])
-        seen = [(r["method"], r["url"], r["status"]) for r in srv.requests()]
+        seen = [(r["method"], r["url"], r["status"]) for r in srv.wait_access(5)]
     rec = res.one()
     want_final = srv.url("/chain/final?q=a%20b&via=308")
     assert rec["ok"] and rec["status"] == 200 and rec["bytes"] == 6, res.describe("ok, 6 bytes")
@@ -46,7 +46,7 @@ def test_node_chain_with_relative_and_absolute_locations_is_followed(tmp):
 def test_node_chain_longer_than_max_redirs_fails_with_a_redirect_error(tmp):
     with Node(tmp, big=False) as srv:
         res = run_volley(["--json", "--max-redirs", "3", srv.url("/chain/301")])
-        seen = [r["url"] for r in srv.requests()]
+        seen = [r["url"] for r in srv.wait_access(4)]
     rec = res.one()
     assert not rec["ok"] and rec["error"] and "redirect" in rec["error"], res.describe(
         "a failure naming the redirect limit")
@@ -60,7 +60,7 @@ def test_node_307_and_308_keep_post_and_its_body(tmp):
     with Node(tmp, big=False) as srv:
         res = run_volley(["--json", "-d", "a=1", srv.url("/chain/307")])
         seen = [(r["method"], r["url"], r["headers"].get("content-length")) for r in
-                srv.requests()]
+                srv.wait_access(3)]
     rec = res.one()
     assert rec["ok"] and rec["redirects"] == 2, res.describe("ok after 2 redirects")
     assert seen == [("POST", "/chain/307", "3"), ("POST", "/chain/308", "3"),
