@@ -12,14 +12,14 @@ from interop import Apache, Node, file_name, fetch_files, assert_bodies_intact
 def test_apache_redirect_and_rewrite_chain_301_302_307_308_is_followed(tmp):
     with Apache(tmp, big=False) as srv:
         recs, res = fetch_files(tmp, srv, ["r/1"])
+        rec = recs[0]
+        assert rec["ok"] and rec["status"] == 200, res.describe("ok, 200")
+        assert rec["redirects"] == 4, "4 hops, record says %d: %s" % (rec["redirects"], rec)
+        assert rec["final_url"] == srv.url("/" + file_name(1024)), (
+            "final_url %r, expected %r" % (rec["final_url"], srv.url("/" + file_name(1024))))
+        assert rec["url"] == srv.url("/r/1"), rec
+        assert_bodies_intact(srv, ["r/1"], recs, res, tmp, source=lambda n: file_name(1024))
         log = srv.wait_access(5) and srv.access_log()
-    rec = recs[0]
-    assert rec["ok"] and rec["status"] == 200, res.describe("ok, 200")
-    assert rec["redirects"] == 4, "4 hops, record says %d: %s" % (rec["redirects"], rec)
-    assert rec["final_url"] == srv.url("/" + file_name(1024)), (
-        "final_url %r, expected %r" % (rec["final_url"], srv.url("/" + file_name(1024))))
-    assert rec["url"] == srv.url("/r/1"), rec
-    assert_bodies_intact(srv, ["r/1"], recs, res, tmp, source=lambda n: file_name(1024))
     hops = [(e["path"], e["status"]) for e in log]
     assert hops == [("/r/1", 301), ("/r/2", 302), ("/r/3", 307), ("/r/4", 308),
                     ("/" + file_name(1024), 200)], "Apache saw: %s" % hops
@@ -30,13 +30,14 @@ def test_node_chain_with_relative_and_absolute_locations_is_followed(tmp):
     with Node(tmp, big=False) as srv:
         url = srv.url("/chain/301?q=a%20b")
         res = run_volley(["--json", url])
+        rec = res.one()
+        want_final = srv.url("/chain/final?q=a%20b&via=308")
+        assert rec["ok"] and rec["status"] == 200 and rec["bytes"] == 6, res.describe(
+            "ok, 6 bytes")
+        assert rec["redirects"] == 4, "4 hops, record says %d: %s" % (rec["redirects"], rec)
+        assert rec["final_url"] == want_final, "final_url %r, expected %r" % (rec["final_url"],
+                                                                              want_final)
         seen = [(r["method"], r["url"], r["status"]) for r in srv.wait_access(5)]
-    rec = res.one()
-    want_final = srv.url("/chain/final?q=a%20b&via=308")
-    assert rec["ok"] and rec["status"] == 200 and rec["bytes"] == 6, res.describe("ok, 6 bytes")
-    assert rec["redirects"] == 4, "4 hops, record says %d: %s" % (rec["redirects"], rec)
-    assert rec["final_url"] == want_final, "final_url %r, expected %r" % (rec["final_url"],
-                                                                          want_final)
     assert seen == [("GET", "/chain/301?q=a%20b", 301), ("GET", "/chain/302?q=a%20b", 302),
                     ("GET", "/chain/307?q=a%20b", 307), ("GET", "/chain/308?q=a%20b", 308),
                     ("GET", "/chain/final?q=a%20b&via=308", 200)], "node saw: %s" % seen
