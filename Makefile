@@ -176,3 +176,11 @@ check-kqueue:
 	build/kqueue/tests/test_loop
 	build/kqueue/tests/test_connect
 	sh tools/check-kqueue.sh build/kqueue/volley
+
+# 100,000 fetches of mixed faults from the scripted servers in one volley run:
+# exactly one record per index, the expected outcome per path, flat RSS and fds
+# (tools/soak.py).  Not in CI or `make test`.  make soak SOAK_N=10000 for less.
+SOAK_N ?= 100000
+.PHONY: soak
+soak: all
+	python3 tools/soak.py --volley $(BUILD)/volley -n $(SOAK_N)

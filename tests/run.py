@@ -6,7 +6,9 @@
 1. Every cmocka unit binary DIR/tests/test_*: passes and failures are counted
    from cmocka's "[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)" lines; a
    binary that crashes or exits nonzero without a parseable count is 1 failure.
-2. Every top-level function test_* in tests/integration/test_*.py, each in its
+2. Every top-level function test_* in tests/integration/test_*.py, then in
+   tests/interop/test_*.py (real Debian servers: Apache, lighttpd, h2o, node,
+   Python's http.server), each in its
    own subprocess (its own process group) with a fresh temp dir as argument and
    working directory, and a timeout (default 60 s; a test may declare more with
    harness.timeout()).  A test that overruns gets SIGTERM (its finally blocks
@@ -38,6 +40,7 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TESTS_DIR)
 LIB_DIR = os.path.join(TESTS_DIR, "lib")
 INTEGRATION_DIR = os.path.join(TESTS_DIR, "integration")
+INTEROP_DIR = os.path.join(TESTS_DIR, "interop")
 UNIT_TIMEOUT_S = 120
 TERM_GRACE_S = 5
 
@@ -121,8 +124,10 @@ def run_unit(path, tally, keyword):
 # ----------------------------------------------------------- integration tests
 
 def load_module(path):
-    if LIB_DIR not in sys.path:
-        sys.path.insert(0, LIB_DIR)
+    # The test's own directory too, for helpers beside it (tests/interop/interop.py).
+    for d in (LIB_DIR, os.path.dirname(os.path.abspath(path))):
+        if d not in sys.path:
+            sys.path.insert(0, d)
     modname = os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(modname, path)
     mod = importlib.util.module_from_spec(spec)
@@ -298,6 +303,7 @@ def main():
     ap.add_argument("--no-integration", action="store_true", help="skip tests/integration")
     ap.add_argument("--integration-dir", default=INTEGRATION_DIR,
                     help="where test_*.py live (default: tests/integration)")
+    ap.add_argument("--no-interop", action="store_true", help="skip tests/interop")
     ap.add_argument("-v", "--verbose", action="store_true", help="timings, tracebacks, output")
     args = ap.parse_args()
 
@@ -318,7 +324,9 @@ def main():
 
     if not args.no_integration:
         os.environ.update({"VOLLEY_BIN": env["VOLLEY_BIN"], "VOLLEY_BUILD": build})
-        for path in sorted(glob.glob(os.path.join(args.integration_dir, "test_*.py"))):
+        dirs = [args.integration_dir] + ([] if args.no_interop else [INTEROP_DIR])
+        paths = [p for d in dirs for p in sorted(glob.glob(os.path.join(d, "test_*.py")))]
+        for path in paths:
             modname = os.path.splitext(os.path.basename(path))[0]
             try:
                 fns = discover(path)
