@@ -58,8 +58,9 @@ def check_compressed(tmp, srv, paths, coding, accept=None, source=None):
     source = source or (lambda p: p)
     wire_coding = "deflate" if coding == "raw-deflate" else coding
     extra = ("-H", "Accept-Encoding: %s" % accept) if accept else ()
+    probe = accept or ", ".join(volley_accept_encoding(tmp))  # what volley will send
     for p in paths:
-        assert_server_compresses(srv, "/" + p, accept or "gzip, deflate", wire_coding)
+        assert_server_compresses(srv, "/" + p, probe, wire_coding)
     before = len(srv.access_lines())
     recs, res = fetch_files(tmp, srv, paths, extra_args=extra)
     assert_bodies_intact(srv, paths, recs, res, tmp, source=source)
@@ -117,20 +118,20 @@ def strip_kind(p):
 @timeout(60, valgrind=300)
 def test_apache_mod_deflate_gzip_body_is_decoded_intact(tmp):
     with Apache(tmp, big=False) as srv:
-        check_compressed(tmp, srv, [TEXT_NAME], "gzip")
+        check_compressed(tmp, srv, [TEXT_NAME], "gzip", accept="gzip")
 
 
 @timeout(60, valgrind=300)
 def test_lighttpd_mod_deflate_gzip_and_deflate_bodies_are_decoded_intact(tmp):
     with Lighttpd(tmp, big=False) as srv:
-        check_compressed(tmp, srv, [TEXT_NAME], "gzip")
+        check_compressed(tmp, srv, [TEXT_NAME], "gzip", accept="gzip")
         check_compressed(tmp, srv, [TEXT_NAME], "deflate", accept="deflate")
 
 
 @timeout(60, valgrind=300)
 def test_h2o_compress_on_gzip_body_is_decoded_intact(tmp):
     with H2O(tmp, big=False) as srv:
-        check_compressed(tmp, srv, [TEXT_NAME], "gzip")
+        check_compressed(tmp, srv, [TEXT_NAME], "gzip", accept="gzip")
 
 
 @timeout(60, valgrind=300)
