@@ -74,6 +74,9 @@ $(BUILD)/libvolley.so: $(LIB_OBJS) $(LLHTTP_OBJS) $(BUILD)/libvolley.map
 $(BUILD)/volley: $(CLI_OBJS) $(BUILD)/libvolley.a
 	$(CC) -o $@ $(CLI_OBJS) $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS)
 
+# test_url's expected values are generated data (tests/unit/url_whatwg_cases.js).
+$(BUILD)/tests/test_url: tests/unit/url_whatwg_cases.h
+
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvolley.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS) -lcmocka
