@@ -352,6 +352,12 @@ static void parts_free(struct parts *u)
     buf_free(&u->frag);
 }
 
+static int parts_oom(const struct parts *u)
+{
+    return u->user.oom || u->pass.oom || u->host.oom || u->path.oom || u->query.oom ||
+           u->frag.oom;
+}
+
 static int is_slash(char c) { return c == '/' || c == '\\'; } /* '\' too: special scheme */
 
 /* §4.4 steps 1-3: strip leading and trailing C0 control or space, remove
@@ -385,9 +391,8 @@ static size_t scheme_len(const char *s)
     return s[n] == ':' ? n : 0;
 }
 
-/* §4.4 path state, from the first segment's first byte; returns the byte
- * that ended the path ('?', '#' or the end).  ".." and its %2e spellings
- * remove the last segment (never above the root); "." is dropped. */
+/* §4.1 single-dot (1) and double-dot (2) URL path segments, %2e spelled
+ * in either case included; 0 for any other segment. */
 static int dot_segment(const char *s, size_t n)
 {
     if (n == 1 && s[0] == '.')
@@ -411,6 +416,9 @@ static void path_shorten(struct buf *path)
         path->p[--path->len] = '\0';
 }
 
+/* §4.4 path state, from the first segment's first byte; returns where the
+ * path ended ('?', '#' or the end).  ".." removes the last segment (never
+ * above the root), "." is dropped; either one last leaves a trailing '/'. */
 static const char *parse_path(const char *p, struct buf *path)
 {
     for (;;) {
@@ -706,6 +714,8 @@ int url_parse(const char *s, struct url *u, char *err, size_t errlen)
         return -ENOMEM;
     }
     int rc = parse(in, NULL, &p, err, errlen);
+    if (rc == 0 && parts_oom(&p))
+        rc = -ENOMEM;
     if (rc == 0)
         rc = fill_url(&p, u);
     if (rc == -ENOMEM)
@@ -751,7 +761,8 @@ char *url_resolve(const char *base, const char *ref)
         rin = NULL;
         goto done;
     }
-    if (parse(bin, NULL, &b, err, sizeof(err)) == 0 && parse(rin, &b, &r, err, sizeof(err)) == 0) {
+    if (parse(bin, NULL, &b, err, sizeof(err)) == 0 && !parts_oom(&b) &&
+        parse(rin, &b, &r, err, sizeof(err)) == 0 && !parts_oom(&r)) {
         struct buf href = {0};
         put_href(&href, &r, 1);
         out = buf_take(&href);
