@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -eu
 BUILD_PKGS="make gcc libc6-dev pkg-config libmbedtls-dev node-llhttp libc-ares-dev zlib1g-dev
-    libbrotli-dev libzstd-dev liburiparser-dev libidn2-dev libunistring-dev python3"
+    libbrotli-dev libzstd-dev libidn2-dev libunistring-dev python3"
 # libunistring-dev: libidn2.pc names -lunistring for static links (make install users).
 # python3 runs the demo (tools/demo.py) and the test runner.
 TEST_PKGS="nginx libcmocka-dev openssl python3 valgrind libuv1-dev libglib2.0-dev apache2 lighttpd lighttpd-mod-deflate h2o nodejs"

@@ -2,15 +2,7 @@
 test checks the request line, headers and body exactly as they arrived."""
 import os
 
-from harness import ScriptedServer, read_file_field, run_volley
-
-
-def headers_of(req):
-    """{lower-case name: [values]} of a logged request."""
-    out = {}
-    for name, value in req["headers"]:
-        out.setdefault(name.lower(), []).append(value)
-    return out
+from harness import ScriptedServer, headers_of, read_file_field, run_volley
 
 
 def only_request(server, path_prefix="/echo"):

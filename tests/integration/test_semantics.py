@@ -23,7 +23,7 @@ import json
 import os
 import random
 
-from harness import (SERVERS_DIR, Nginx, ScriptedServer, check_record, free_port,
+from harness import (SERVERS_DIR, Nginx, ScriptedServer, check_record, free_port, headers_of,
                      read_file_field, run_volley, slack, timeout, under_valgrind)
 import scripted
 import semantics
@@ -58,14 +58,6 @@ def file_path(rec, cwd):
 def fetch_one(url, *extra, **kw):
     res = run_volley(["--json"] + list(extra) + [url], **kw)
     return check_record(res.one(), url), res
-
-
-def headers_of(req):
-    """{lower-case name: [values]} of a logged request."""
-    out = {}
-    for name, value in req["headers"]:
-        out.setdefault(name.lower(), []).append(value)
-    return out
 
 
 def logged(server, path):

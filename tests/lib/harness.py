@@ -338,6 +338,14 @@ def run_volley(args, input=None, timeout=30, env=None, check=True, cwd=None, mea
     return res
 
 
+def headers_of(req):
+    """{lower-case name: [values]} of a request the scripted server logged."""
+    out = {}
+    for name, value in req["headers"]:
+        out.setdefault(name.lower(), []).append(value)
+    return out
+
+
 def check_record(rec, url=None):
     """Assert rec follows the JSON record contract (DESIGN.md) and its extras."""
     for name, types in RECORD_FIELDS.items():

@@ -43,7 +43,7 @@ Behaviour is chosen by the request path:
   /stale-idle         200 with OK_BODY, keep-alive advertised, then closes right away.
   /count              plain-text number of TCP connections accepted so far (this one
                       included).
-  /echo               200; the body is the request exactly as received (request line,
+  /echo, /echo/...    200; the body is the request exactly as received (request line,
                       header lines, blank line, body), so a test can see what was sent.
   /redirect?to=PATH&code=N   N (default 302) with Location: PATH.
   /raw?r=B64&piece=N&keep=1  sends the bytes base64url-decoded from r exactly as
@@ -412,7 +412,10 @@ def serve_connection(sock, number):
             if req is None:
                 break
             log_request(c, req)
-            keep = ROUTES.get(req.path, h_not_found)(c, req)
+            handler = ROUTES.get(req.path)
+            if handler is None:
+                handler = h_echo if req.path.startswith("/echo/") else h_not_found
+            keep = handler(c, req)
             if keep is None:
                 return
             if not keep or (req.header("Connection") or "").lower() == "close":
