@@ -48,6 +48,10 @@ struct cli_stats {
     uint64_t urls, ok, failed, bytes;
 };
 void out_record(FILE *f, const vl_result *r, int json);
+/* Free the calling thread's record buffer; every thread that called
+ * out_record calls this before it ends (a thread-local is not freed with
+ * its thread).  out_record may be called again afterwards. */
+void out_thread_end(void);
 
 /* The progress line on a terminal (progress.c).  Counters are updated from
  * any worker thread; draw and erase only under the output lock. */

@@ -80,3 +80,26 @@ def test_two_threads_json_with_output_dir_saves_each_body_once(tmp):
 def test_three_threads_json_with_output_dir_saves_each_body_once(tmp):
     outdir = os.path.join(tmp, "saved")
     check_saved(tmp, *run_threads(tmp, 3, outdir=outdir))
+
+
+def test_two_threads_over_tls_with_names_free_their_tls_and_dns_state(tmp):
+    # Each thread's client has its own TLS context (CA chain, session cache)
+    # and its own resolver channel ("localhost" is looked up); all of it must
+    # be gone when the thread ends.  The failures are a refused port.
+    from harness import Nginx
+    from tls_helpers import certs_in
+    certs = certs_in(tmp)
+    refused = free_port()
+    with Nginx(tmp, ssl=(certs["good"], certs.key), big_files=False) as ng:
+        good = ["https://localhost:%d/1k.bin?i=%d" % (ng.port, i) for i in range(12)]
+        bad = ["https://localhost:%d/?i=%d" % (refused, i) for i in range(4)]
+        urls = [u for pair in zip(good[:4], bad) for u in pair] + good[4:]
+        res = run_volley(["--json", "-t", "2", "-c", "4", "--cacert", certs.ca] + urls,
+                         env={"SSL_CERT_FILE": "", "SSL_CERT_DIR": ""}, timeout=60)
+    recs = res.by_index(len(urls))
+    for i, url in enumerate(urls):
+        r = check_record(recs[i], url)
+        assert r["ok"] is (url in good), "index %d (%s): %s" % (i, url, r)
+        if r["ok"]:
+            assert r["bytes"] == 1024, r
+    assert res.rc == 1, res.describe("exit 1: the refused fetches fail")
