@@ -80,11 +80,18 @@ static void put_i64(struct buf *b, long long v)
     }
 }
 
+/* Past this, a duration is a bug elsewhere; it is printed clamped, since
+ * converting a double beyond 2^64 µs to an integer is undefined (found by
+ * tests/fuzz/fuzz_json.c: an infinite or 1e300 time_ms). */
+#define PUT_MS_MAX 1e15 /* about 31,700 years */
+
 /* ms with three decimals (µs resolution), never in exponent form. */
 static void put_ms(struct buf *b, double ms)
 {
     if (!(ms >= 0))
         ms = 0;
+    if (ms > PUT_MS_MAX)
+        ms = PUT_MS_MAX;
     unsigned long long us = (unsigned long long)(ms * 1000.0 + 0.5);
     char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
                     (char)('0' + us % 10), 0};
