@@ -186,3 +186,81 @@ SOAK_N ?= 100000
 .PHONY: soak
 soak: all
 	python3 tools/soak.py --volley $(BUILD)/volley -n $(SOAK_N)
+
+# ---------------------------------------------------------------- fuzzing
+# make fuzz [FUZZ_TIME=60]: the libFuzzer harnesses in tests/fuzz/, built by
+# clang under build/fuzz/ from their own objects (src/*.c, src/cli/input.c,
+# src/cli/output.c and llhttp with coverage, ASan and UBSan; never mixed with
+# the gcc objects), each run FUZZ_TIME seconds from its seed corpus and
+# regressions.  New corpus entries go to build/fuzz/corpus/NAME, crash inputs
+# to build/fuzz/crashes/NAME/; the target fails if any harness crashed.
+# The same harnesses are built with $(CC) and tests/fuzz/replay_main.c
+# against $(BUILD)'s objects (so with make asan's sanitizers too); make test
+# replays every corpus and regression file with them (test_fuzz_replay.py).
+FUZZ_CC   ?= clang-14
+FUZZ_TIME ?= 60
+FUZZ_DIR  := build/fuzz
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := $(WFLAGS) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(CPPFLAGS_ALL)
+FUZZ_NAMES := http_response url retry_after input json decode
+FUZZ_MAXLEN_http_response := 4096
+FUZZ_MAXLEN_decode := 16384
+FUZZ_MAXLEN_url := 1024
+FUZZ_MAXLEN_retry_after := 128
+FUZZ_MAXLEN_input := 4096
+FUZZ_MAXLEN_json := 2048
+FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
+FUZZ_LIB := $(FUZZ_DIR)/libvolley.a
+FUZZ_SRC_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_OBJS := $(FUZZ_SRC_OBJS) $(LLHTTP_NAMES:%=$(FUZZ_DIR)/obj/llhttp/%.o)
+FUZZ_CLI_OBJS := $(FUZZ_DIR)/obj/src/cli/input.o $(FUZZ_DIR)/obj/src/cli/output.o
+REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/fuzz-replay/fuzz_%)
+REPLAY_CLI_OBJS := $(BUILD)/obj/src/cli/input.o $(BUILD)/obj/src/cli/output.o
+
+.PHONY: fuzz fuzz-bins
+unit-bins: $(REPLAY_BINS)
+
+$(FUZZ_DIR)/obj/%.o: %.c $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_DIR)/obj/llhttp/%.o: $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -I$(LLHTTP_INC_DIR) \
+	    -c $(LLHTTP_SRC_DIR)/$*.c -o $@
+
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(FUZZ_CLI_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_CLI_OBJS) $(FUZZ_LIB) \
+	    $(DEP_LIBS) -pthread
+
+$(BUILD)/fuzz-replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(BUILD)/libvolley.a \
+                             $(REPLAY_CLI_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< tests/fuzz/replay_main.c $(REPLAY_CLI_OBJS) \
+	    $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS) -pthread
+
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	@fail=0; for n in $(FUZZ_NAMES); do \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$n $(FUZZ_DIR)/crashes/$$n; \
+	    seeds=""; for d in tests/fuzz/corpus/$$n tests/fuzz/regressions/$$n; do \
+	        [ -d $$d ] && seeds="$$seeds $$d"; done; \
+	    case $$n in http_response) max=$(FUZZ_MAXLEN_http_response);; \
+	        decode) max=$(FUZZ_MAXLEN_decode);; url) max=$(FUZZ_MAXLEN_url);; \
+	        retry_after) max=$(FUZZ_MAXLEN_retry_after);; input) max=$(FUZZ_MAXLEN_input);; \
+	        *) max=$(FUZZ_MAXLEN_json);; esac; \
+	    echo "fuzz_$$n: $(FUZZ_TIME) s, -max_len=$$max"; \
+	    if $(FUZZ_DIR)/fuzz_$$n -max_total_time=$(FUZZ_TIME) -max_len=$$max -timeout=10 \
+	        -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crashes/$$n/ \
+	        $(FUZZ_DIR)/corpus/$$n $$seeds > $(FUZZ_DIR)/fuzz_$$n.log 2>&1; then \
+	        grep -E '^stat::number_of_executed_units' $(FUZZ_DIR)/fuzz_$$n.log; \
+	    else fail=1; echo "fuzz_$$n: FAILED; log $(FUZZ_DIR)/fuzz_$$n.log, inputs:"; \
+	        ls $(FUZZ_DIR)/crashes/$$n; grep -m3 -E 'ERROR|SUMMARY|fuzz_' $(FUZZ_DIR)/fuzz_$$n.log; \
+	    fi; done; exit $$fail
+
+-include $(FUZZ_SRC_OBJS:.o=.d) $(FUZZ_CLI_OBJS:.o=.d)

@@ -98,7 +98,6 @@ struct vl_fetch {
     int out_fd;
     struct decoder dec;
     int dec_checked;                /* dec chosen for this response */
-    char *cur_url;                  /* after redirects; NULL = url_str */
     vl_timer deadline_timer;        /* --retry-max-time, over all attempts */
 
     vl_timer phase_timer, total_timer;
@@ -219,7 +218,7 @@ static void deliver(vl_loop *loop, void *data)
     r.bytes = f->bytes;
     r.time_ms = ms_between(f->t_submit, f->t_end);
     r.redirects = f->redirects;
-    r.final_url = f->t_start ? (f->cur_url ? f->cur_url : f->url_str) : NULL;
+    r.final_url = f->t_start ? f->url.href : NULL; /* normalised: what was requested */
     r.err = f->err;
     r.error = f->err ? f->errmsg : NULL;
     r.file = (f->output_file && f->err == 0) ? f->output_file : NULL;
@@ -242,7 +241,6 @@ static void deliver(vl_loop *loop, void *data)
         free(f->headers[i]);
     free(f->headers);
     free(f->url_str);
-    free(f->cur_url);
     free(f->method);
     free(f->body);
     free(f->body_file);
@@ -849,7 +847,7 @@ static void follow_redirect(vl_fetch *f)
         finish(f, -VL_EREDIRECT, "redirect: too many redirects (%d)", cl->opts.max_redirs);
         return;
     }
-    char *next = url_resolve(f->cur_url ? f->cur_url : f->url_str, loc);
+    char *next = url_resolve(f->url.href, loc);
     struct url nu;
     char err[256];
     if (!next) {
@@ -872,10 +870,9 @@ static void follow_redirect(vl_fetch *f)
         pool_host_put(&cl->pool, f->host);
         f->host = pool_host_get(&cl->pool, nu.key);
     }
+    free(next);
     url_free(&f->url);
     f->url = nu;
-    free(f->cur_url);
-    f->cur_url = next;
     f->redirects++;
     f->reused = 0;
     f->stale_retried = 0;

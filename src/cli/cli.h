@@ -42,12 +42,24 @@ int input_wake_fd(const struct input *in, int worker);
 void input_drain_wake(struct input *in, int worker);
 int64_t input_count(struct input *in);
 void input_close(struct input *in);
+/* The reader's loop, without threads (the fuzz harness calls it on a
+ * memory stream): each line of f, read with getline into *line (*cap its
+ * size; the caller frees *line), becomes a URL unless it is blank or a '#'
+ * comment: cut at a NUL, spaces and tabs trimmed in front, spaces, tabs,
+ * CR and LF at the end.  emit gets each URL (valid until it returns);
+ * -1 as soon as emit returns < 0, else 0 at the end of f. */
+int input_read_urls(FILE *f, char **line, size_t *cap, int (*emit)(void *data, const char *url),
+                    void *data);
 
 /* Output: one record per URL. */
 struct cli_stats {
     uint64_t urls, ok, failed, bytes;
 };
 void out_record(FILE *f, const vl_result *r, int json);
+/* Free the calling thread's record buffer; every thread that called
+ * out_record calls this before it ends (a thread-local is not freed with
+ * its thread).  out_record may be called again afterwards. */
+void out_thread_end(void);
 
 /* The progress line on a terminal (progress.c).  Counters are updated from
  * any worker thread; draw and erase only under the output lock. */

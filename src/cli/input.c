@@ -78,6 +78,19 @@ static int push(struct input *in, char *url)
     return rc;
 }
 
+int input_read_urls(FILE *f, char **line, size_t *cap, int (*emit)(void *data, const char *url),
+                    void *data)
+{
+    while (getline(line, cap, f) >= 0) {
+        char *u = clean_line(*line);
+        if (u && emit(data, u) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int push_copy(void *data, const char *url) { return push(data, strdup(url)); }
+
 static void *reader_main(void *arg)
 {
     struct input *in = arg;
@@ -87,11 +100,8 @@ static void *reader_main(void *arg)
      * had to cancel this thread inside getline. */
     for (int i = 0; i < in->o->nurls && !stop; i++)
         stop = push(in, strdup(in->o->urls[i])) < 0;
-    while (!stop && in->f && getline(&in->line, &cap, in->f) >= 0) {
-        char *u = clean_line(in->line);
-        if (u)
-            stop = push(in, strdup(u)) < 0;
-    }
+    if (!stop && in->f)
+        input_read_urls(in->f, &in->line, &cap, push_copy, in);
     pthread_mutex_lock(&in->lock);
     in->eof = 1;
     wake_waiters(in);

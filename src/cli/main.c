@@ -291,6 +291,9 @@ static void *worker_main(void *arg)
     vl_loop_free(loop);
     free(w->url);
     w->url = NULL;
+    /* An explicit call, not a pthread key destructor: it also runs when
+     * -t 1 works on the main thread, where exit() runs no destructors. */
+    out_thread_end();
     return NULL;
 }
 

@@ -80,11 +80,18 @@ static void put_i64(struct buf *b, long long v)
     }
 }
 
+/* Past this, a duration is a bug elsewhere; it is printed clamped, since
+ * converting a double beyond 2^64 µs to an integer is undefined (found by
+ * tests/fuzz/fuzz_json.c: an infinite or 1e300 time_ms). */
+#define PUT_MS_MAX 1e15 /* about 31,700 years */
+
 /* ms with three decimals (µs resolution), never in exponent form. */
 static void put_ms(struct buf *b, double ms)
 {
     if (!(ms >= 0))
         ms = 0;
+    if (ms > PUT_MS_MAX)
+        ms = PUT_MS_MAX;
     unsigned long long us = (unsigned long long)(ms * 1000.0 + 0.5);
     char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
                     (char)('0' + us % 10), 0};
@@ -155,47 +162,57 @@ static void put_timing(struct buf *b, const char *name, double ms, int comma)
         put(b, ",", 1);
 }
 
+/* Each worker thread's record buffer, reused: no allocation per record.
+ * Freed by out_thread_end() when the thread's work is over. */
+static __thread struct buf record_buf;
+
+void out_thread_end(void)
+{
+    free(record_buf.p);
+    memset(&record_buf, 0, sizeof(record_buf));
+}
+
 static void out_json(FILE *f, const vl_result *r)
 {
-    static __thread struct buf b; /* reused: no allocation per record */
-    b.len = 0;
-    b.oom = 0;
-    puts_(&b, "{\"index\":");
-    put_i64(&b, (long long)r->index);
-    puts_(&b, ",\"url\":");
-    put_json_string(&b, r->url);
-    puts_(&b, r->ok ? ",\"ok\":true,\"status\":" : ",\"ok\":false,\"status\":");
+    struct buf *b = &record_buf;
+    b->len = 0;
+    b->oom = 0;
+    puts_(b, "{\"index\":");
+    put_i64(b, (long long)r->index);
+    puts_(b, ",\"url\":");
+    put_json_string(b, r->url);
+    puts_(b, r->ok ? ",\"ok\":true,\"status\":" : ",\"ok\":false,\"status\":");
     if (r->status)
-        put_i64(&b, r->status);
+        put_i64(b, r->status);
     else
-        puts_(&b, "null");
-    puts_(&b, ",\"bytes\":");
-    put_u64(&b, (unsigned long long)r->bytes);
-    puts_(&b, ",\"time_ms\":");
-    put_ms(&b, r->time_ms);
-    puts_(&b, ",\"redirects\":");
-    put_i64(&b, r->redirects);
-    puts_(&b, ",\"final_url\":");
-    put_json_string(&b, r->final_url);
-    puts_(&b, ",\"error\":");
-    put_json_string(&b, r->error);
+        puts_(b, "null");
+    puts_(b, ",\"bytes\":");
+    put_u64(b, (unsigned long long)r->bytes);
+    puts_(b, ",\"time_ms\":");
+    put_ms(b, r->time_ms);
+    puts_(b, ",\"redirects\":");
+    put_i64(b, r->redirects);
+    puts_(b, ",\"final_url\":");
+    put_json_string(b, r->final_url);
+    puts_(b, ",\"error\":");
+    put_json_string(b, r->error);
     if (r->file) {
-        puts_(&b, ",\"file\":");
-        put_json_string(&b, r->file);
+        puts_(b, ",\"file\":");
+        put_json_string(b, r->file);
     }
-    puts_(&b, ",\"timings\":{");
-    put_timing(&b, "queue_ms", r->timings.queue_ms, 1);
-    put_timing(&b, "dns_ms", r->timings.dns_ms, 1);
-    put_timing(&b, "connect_ms", r->timings.connect_ms, 1);
-    put_timing(&b, "tls_ms", r->timings.tls_ms, 1);
-    put_timing(&b, "send_ms", r->timings.send_ms, 1);
-    put_timing(&b, "ttfb_ms", r->timings.ttfb_ms, 1);
-    put_timing(&b, "total_ms", r->timings.total_ms, 0);
-    puts_(&b, r->reused ? "},\"reused\":true,\"attempts\":" : "},\"reused\":false,\"attempts\":");
-    put_i64(&b, r->attempts);
-    puts_(&b, "}\n");
-    if (!b.oom)
-        fwrite(b.p, 1, b.len, f);
+    puts_(b, ",\"timings\":{");
+    put_timing(b, "queue_ms", r->timings.queue_ms, 1);
+    put_timing(b, "dns_ms", r->timings.dns_ms, 1);
+    put_timing(b, "connect_ms", r->timings.connect_ms, 1);
+    put_timing(b, "tls_ms", r->timings.tls_ms, 1);
+    put_timing(b, "send_ms", r->timings.send_ms, 1);
+    put_timing(b, "ttfb_ms", r->timings.ttfb_ms, 1);
+    put_timing(b, "total_ms", r->timings.total_ms, 0);
+    puts_(b, r->reused ? "},\"reused\":true,\"attempts\":" : "},\"reused\":false,\"attempts\":");
+    put_i64(b, r->attempts);
+    puts_(b, "}\n");
+    if (!b->oom)
+        fwrite(b->p, 1, b->len, f);
 }
 
 static void out_text(FILE *f, const vl_result *r)

@@ -5,7 +5,7 @@ import select
 import subprocess
 import time
 
-from harness import ScriptedServer, _volley_env, volley_command, slack
+from harness import ScriptedServer, _volley_env, check_health, volley_command, slack
 
 
 def read_line(proc, timeout_s):
@@ -29,6 +29,7 @@ def test_slow_producer_gets_each_record_before_sending_the_next_url(tmp):
             proc.stdin.close()
             rest = proc.stdout.read()
             rc = proc.wait(timeout=10 + slack(valgrind=30))
+            check_health(["--json", "-i", "-"], rc, proc.stderr.read().decode("utf-8", "replace"))
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -52,7 +53,9 @@ def test_silent_producer_does_not_stall_fetches_in_flight(tmp):
             elapsed = time.monotonic() - t0
             time.sleep(0.2)
             proc.stdin.close()
-            proc.wait(timeout=10 + slack(valgrind=30))
+            proc.stdout.read()
+            rc = proc.wait(timeout=10 + slack(valgrind=30))
+            check_health(["--json", "-i", "-"], rc, proc.stderr.read().decode("utf-8", "replace"))
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -60,3 +63,4 @@ def test_silent_producer_does_not_stall_fetches_in_flight(tmp):
     assert line, "the record waited for the input to end"
     r = json.loads(line)
     assert r["ok"] and r["index"] == 0 and elapsed >= 0.29, (r, elapsed)
+    assert rc == 0, "exit %s" % rc

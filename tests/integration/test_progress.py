@@ -8,7 +8,8 @@ import shlex
 import shutil
 import subprocess
 
-from harness import Nginx, Skip, run_volley, timeout, under_valgrind, volley_command
+from harness import (Nginx, Skip, _volley_env, check_health, run_volley, timeout, under_valgrind,
+                     volley_command)
 
 # Every fetch takes about a second (nginx sends the first 1 KiB at once, the
 # rest a second later), so a run of 20 URLs at -c 10 lasts about 2 s.
@@ -24,14 +25,16 @@ def on_terminal(tmp, args, timeout_s=60):
         raise Skip("script(1) is not installed")
     out_path = os.path.join(tmp, "stdout.txt")
     cmd = " ".join(shlex.quote(a) for a in volley_command(args)) + " > " + shlex.quote(out_path)
-    env = dict(os.environ, VOLLEY_CHECK_FDS="1", TERM="xterm", COLUMNS="120")
+    env = _volley_env({"TERM": "xterm", "COLUMNS": "120"})
     scale = 5 if under_valgrind() else 1
     p = subprocess.run(["script", "-qec", cmd, "/dev/null"], stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                        timeout=timeout_s * scale)
     with open(out_path, "rb") as f:
         out = f.read().decode("utf-8", "replace")
-    return p.returncode, p.stdout.decode("utf-8", "replace"), out
+    screen = p.stdout.decode("utf-8", "replace")
+    check_health(args, p.returncode, screen)  # stderr is the terminal
+    return p.returncode, screen, out
 
 
 def slow_urls(n, count):

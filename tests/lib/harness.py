@@ -9,6 +9,7 @@ Servers, each started on a free 127.0.0.1 port and stopped by PID in every
 path (use them as context managers):
     Nginx(tmp, ...)          a real nginx with generated config and static files
     ScriptedServer(tmp)      tests/servers/scripted.py, our misbehaving server
+Volley run by a test itself: check_health(args, rc, stderr) makes the same checks.
 Helpers: free_port(), port_accepts(), wait_until(), read_to_eof(), check_record(),
 read_file_field(), Skip, timeout(), under_valgrind(), sanitized(), slack().
 
@@ -216,6 +217,13 @@ def _check_health(res):
     if problems:
         raise AssertionError("volley is broken: %s\n%s" % ("; ".join(problems),
                                                            res.describe(limit=4000)))
+
+
+def check_health(args, rc, stderr, stdout=""):
+    """The health check run_volley makes, for a test that runs volley itself
+    (Popen, script(1)): fd leak, sanitizer or valgrind report, signal.  Run
+    it with _volley_env(), which makes a sanitizer exit with status 98."""
+    _check_health(VolleyResult(args, rc, stdout, stderr, 0.0))
 
 
 def _valgrind_open_fds(stderr):
