@@ -24,52 +24,6 @@
 #include "util.h"
 #include "volley.h"
 
-/* ------------------------------------------------------------ byte buffer */
-
-/* A growable string; after an allocation failure it only records oom. */
-struct buf {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (n >= SIZE_MAX / 2 - b->len) {
-        b->oom = 1;
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_addc(struct buf *b, char c) { buf_add(b, &c, 1); }
-static void buf_adds(struct buf *b, const char *s) { buf_add(b, s, strlen(s)); }
-
-static void buf_free(struct buf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
-
-/* The buffer's string, never NULL while not oom. */
-static const char *buf_str(const struct buf *b) { return b->p ? b->p : ""; }
-
 /* ------------------------------------------------------ percent-encoding */
 
 /* §1.3 percent-encode sets, each beyond the C0 control percent-encode set
@@ -91,7 +45,7 @@ static int pct_needed(unsigned char c, enum pct_set set)
 
 /* Append s[0..n) to b, each byte of set as %XX.  A '%' is never in a set:
  * existing escapes are kept and a stray '%' stays as written (§1.3). */
-static void buf_add_pct(struct buf *b, const char *s, size_t n, enum pct_set set)
+static void buf_add_pct(struct vl_buf *b, const char *s, size_t n, enum pct_set set)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t run = 0;
@@ -99,12 +53,12 @@ static void buf_add_pct(struct buf *b, const char *s, size_t n, enum pct_set set
         unsigned char c = (unsigned char)s[i];
         if (!pct_needed(c, set))
             continue;
-        buf_add(b, s + run, i - run);
+        vl_buf_add(b, s + run, i - run);
         char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
-        buf_add(b, esc, 3);
+        vl_buf_add(b, esc, 3);
         run = i + 1;
     }
-    buf_add(b, s + run, n - run);
+    vl_buf_add(b, s + run, n - run);
 }
 
 static int hexval(char c)
@@ -116,7 +70,7 @@ static int hexval(char c)
 }
 
 /* §1.3 percent-decode: "%XX" becomes its byte, anything else stays. */
-static void buf_add_decoded(struct buf *b, const char *s, size_t n)
+static void buf_add_decoded(struct vl_buf *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         int hi = -1, lo = -1;
@@ -125,10 +79,10 @@ static void buf_add_decoded(struct buf *b, const char *s, size_t n)
             lo = hexval(s[i + 2]);
         }
         if (hi >= 0 && lo >= 0) {
-            buf_addc(b, (char)(hi * 16 + lo));
+            vl_buf_addc(b, (char)(hi * 16 + lo));
             i += 2;
         } else {
-            buf_addc(b, s[i]);
+            vl_buf_addc(b, s[i]);
         }
     }
 }
@@ -149,7 +103,7 @@ static int host_error(char *err, size_t errlen, const char *what, const char *s,
 /* §3.5 IPv6 parser, by inet_pton; written back by inet_ntop so that one
  * address has one spelling in pool keys and Host headers.  s excludes the
  * brackets. */
-static int parse_ipv6(const char *s, size_t n, struct buf *out, char *err, size_t errlen)
+static int parse_ipv6(const char *s, size_t n, struct vl_buf *out, char *err, size_t errlen)
 {
     char text[INET6_ADDRSTRLEN + 1], canon[INET6_ADDRSTRLEN];
     unsigned char addr[16];
@@ -159,9 +113,9 @@ static int parse_ipv6(const char *s, size_t n, struct buf *out, char *err, size_
     text[n] = '\0';
     if (inet_pton(AF_INET6, text, addr) != 1 || !inet_ntop(AF_INET6, addr, canon, sizeof(canon)))
         return host_error(err, errlen, "malformed IPv6 host", s, n);
-    buf_addc(out, '[');
-    buf_adds(out, canon);
-    buf_addc(out, ']');
+    vl_buf_addc(out, '[');
+    vl_buf_adds(out, canon);
+    vl_buf_addc(out, ']');
     return 0;
 }
 
@@ -232,7 +186,7 @@ static int ends_in_number(const char *s, size_t n)
 
 /* §3.5 IPv4 parser: 1 to 4 parts, the last filling the remaining bytes, so
  * "0x7f.1" is 127.0.0.1 and "2130706433" is too. */
-static int parse_ipv4(const char *s, size_t n, struct buf *out, char *err, size_t errlen)
+static int parse_ipv4(const char *s, size_t n, struct vl_buf *out, char *err, size_t errlen)
 {
     const char *part[4];
     size_t plen[4], count = ipv4_parts(s, n, part, plen, 4);
@@ -250,7 +204,7 @@ static int parse_ipv4(const char *s, size_t n, struct buf *out, char *err, size_
     char text[16];
     snprintf(text, sizeof(text), "%u.%u.%u.%u", (unsigned)(addr >> 24) & 255,
              (unsigned)(addr >> 16) & 255, (unsigned)(addr >> 8) & 255, (unsigned)addr & 255);
-    buf_adds(out, text);
+    vl_buf_adds(out, text);
     return 0;
 }
 
@@ -301,7 +255,7 @@ static int forbidden_in_domain(const char *s)
 
 /* §3.5 host parser for special schemes: s[0..n) as written between '@' and
  * the port; out gets the serialised host ("[::1]" for IPv6). */
-static int parse_host(const char *s, size_t n, struct buf *out, char *err, size_t errlen)
+static int parse_host(const char *s, size_t n, struct vl_buf *out, char *err, size_t errlen)
 {
     if (n == 0) {
         vl_fmt(err, errlen, "url: empty host");
@@ -312,20 +266,20 @@ static int parse_host(const char *s, size_t n, struct buf *out, char *err, size_
             return host_error(err, errlen, "malformed IPv6 host", s, n);
         return parse_ipv6(s + 1, n - 2, out, err, errlen);
     }
-    struct buf raw = {0};
+    struct vl_buf raw = {0};
     buf_add_decoded(&raw, s, n);
     if (raw.oom)
         return -ENOMEM;
     /* a decoded NUL would end the name early: it is forbidden anyway */
-    char *ascii = strlen(buf_str(&raw)) == raw.len ? domain_to_ascii(buf_str(&raw)) : NULL;
-    buf_free(&raw);
+    char *ascii = strlen(vl_buf_str(&raw)) == raw.len ? domain_to_ascii(vl_buf_str(&raw)) : NULL;
+    vl_buf_free(&raw);
     int rc = 0;
     if (!ascii || !*ascii || forbidden_in_domain(ascii))
         rc = host_error(err, errlen, "invalid host", s, n);
     else if (ends_in_number(ascii, strlen(ascii)))
         rc = parse_ipv4(ascii, strlen(ascii), out, err, errlen);
     else
-        buf_adds(out, ascii);
+        vl_buf_adds(out, ascii);
     free(ascii);
     return rc;
 }
@@ -336,20 +290,20 @@ static int parse_host(const char *s, size_t n, struct buf *out, char *err, size_
 struct parts {
     int https;
     int port; /* -1: the scheme's default */
-    struct buf user, pass, host;
-    struct buf path;          /* "/seg/seg", each segment with its '/' */
-    struct buf query, frag;   /* without '?' and '#' */
+    struct vl_buf user, pass, host;
+    struct vl_buf path;          /* "/seg/seg", each segment with its '/' */
+    struct vl_buf query, frag;   /* without '?' and '#' */
     int has_query, has_frag;
 };
 
 static void parts_free(struct parts *u)
 {
-    buf_free(&u->user);
-    buf_free(&u->pass);
-    buf_free(&u->host);
-    buf_free(&u->path);
-    buf_free(&u->query);
-    buf_free(&u->frag);
+    vl_buf_free(&u->user);
+    vl_buf_free(&u->pass);
+    vl_buf_free(&u->host);
+    vl_buf_free(&u->path);
+    vl_buf_free(&u->query);
+    vl_buf_free(&u->frag);
 }
 
 static int parts_oom(const struct parts *u)
@@ -408,7 +362,7 @@ static int dot_segment(const char *s, size_t n)
     return 0;
 }
 
-static void path_shorten(struct buf *path)
+static void path_shorten(struct vl_buf *path)
 {
     while (path->len && path->p[path->len - 1] != '/')
         path->len--;
@@ -419,7 +373,7 @@ static void path_shorten(struct buf *path)
 /* §4.4 path state, from the first segment's first byte; returns where the
  * path ended ('?', '#' or the end).  ".." removes the last segment (never
  * above the root), "." is dropped; either one last leaves a trailing '/'. */
-static const char *parse_path(const char *p, struct buf *path)
+static const char *parse_path(const char *p, struct vl_buf *path)
 {
     for (;;) {
         size_t n = strcspn(p, "/\\?#");
@@ -427,7 +381,7 @@ static const char *parse_path(const char *p, struct buf *path)
         if (dots == 2)
             path_shorten(path);
         if (dots == 0 || !more)
-            buf_addc(path, '/');
+            vl_buf_addc(path, '/');
         if (dots == 0)
             buf_add_pct(path, p, n, SET_PATH);
         p += n;
@@ -443,7 +397,7 @@ static void parse_query_fragment(const char *p, struct parts *u)
     if (*p == '?') {
         size_t n = strcspn(++p, "#");
         u->query.len = 0;
-        buf_add(&u->query, "", 0);
+        vl_buf_add(&u->query, "", 0);
         buf_add_pct(&u->query, p, n, SET_SPECIAL_QUERY);
         u->has_query = 1;
         p += n;
@@ -524,10 +478,10 @@ static int parse_after_scheme(const char *p, struct parts *u, char *err, size_t 
     return 0;
 }
 
-static void buf_copy(struct buf *to, const struct buf *from)
+static void buf_copy(struct vl_buf *to, const struct vl_buf *from)
 {
     to->len = 0;
-    buf_add(to, buf_str(from), from->len);
+    vl_buf_add(to, vl_buf_str(from), from->len);
 }
 
 /* Take base's credentials, host and port (and, with path, path and query). */
@@ -605,65 +559,65 @@ static int parse(const char *s, const struct parts *base, struct parts *u, char 
 static int default_port(const struct parts *u) { return u->https ? 443 : 80; }
 
 /* §4.5: "user:pw", the password and its ':' only when there is one. */
-static void put_userinfo(struct buf *b, const struct parts *u)
+static void put_userinfo(struct vl_buf *b, const struct parts *u)
 {
-    buf_add(b, buf_str(&u->user), u->user.len);
+    vl_buf_add(b, vl_buf_str(&u->user), u->user.len);
     if (u->pass.len) {
-        buf_addc(b, ':');
-        buf_add(b, buf_str(&u->pass), u->pass.len);
+        vl_buf_addc(b, ':');
+        vl_buf_add(b, vl_buf_str(&u->pass), u->pass.len);
     }
 }
 
 static int has_credentials(const struct parts *u) { return u->user.len || u->pass.len; }
 
 /* The host and, when not the default, the port: the Host header value. */
-static void put_authority(struct buf *b, const struct parts *u)
+static void put_authority(struct vl_buf *b, const struct parts *u)
 {
-    buf_add(b, buf_str(&u->host), u->host.len);
+    vl_buf_add(b, vl_buf_str(&u->host), u->host.len);
     if (u->port >= 0) {
         char port[16];
         snprintf(port, sizeof(port), ":%d", u->port);
-        buf_adds(b, port);
+        vl_buf_adds(b, port);
     }
 }
 
 /* §4.5 URL serializer up to the host and port: "http://user:pw@host:81". */
-static void put_origin(struct buf *b, const struct parts *u, int credentials)
+static void put_origin(struct vl_buf *b, const struct parts *u, int credentials)
 {
-    buf_adds(b, u->https ? "https://" : "http://");
+    vl_buf_adds(b, u->https ? "https://" : "http://");
     if (credentials && has_credentials(u)) {
         put_userinfo(b, u);
-        buf_addc(b, '@');
+        vl_buf_addc(b, '@');
     }
     put_authority(b, u);
 }
 
 /* The origin-form request target (RFC 9112 §3.2.1): path and query. */
-static void put_target(struct buf *b, const struct parts *u)
+static void put_target(struct vl_buf *b, const struct parts *u)
 {
-    buf_adds(b, u->path.len ? buf_str(&u->path) : "/");
+    vl_buf_adds(b, u->path.len ? vl_buf_str(&u->path) : "/");
     if (u->has_query) {
-        buf_addc(b, '?');
-        buf_add(b, buf_str(&u->query), u->query.len);
+        vl_buf_addc(b, '?');
+        vl_buf_add(b, vl_buf_str(&u->query), u->query.len);
     }
 }
 
-static void put_href(struct buf *b, const struct parts *u, int fragment)
+static void put_href(struct vl_buf *b, const struct parts *u, int fragment)
 {
     put_origin(b, u, 1);
     put_target(b, u);
     if (fragment && u->has_frag) {
-        buf_addc(b, '#');
-        buf_add(b, buf_str(&u->frag), u->frag.len);
+        vl_buf_addc(b, '#');
+        vl_buf_add(b, vl_buf_str(&u->frag), u->frag.len);
     }
 }
 
 /* ------------------------------------------------------------ interface */
 
-static char *buf_take(struct buf *b)
+static char *buf_take(struct vl_buf *b)
 {
     if (b->oom) {
-        buf_free(b);
+        vl_buf_free(b);
         return NULL;
     }
     return b->p ? b->p : vl_strdup("");
@@ -673,23 +627,23 @@ static char *buf_take(struct buf *b)
  * target, pool key, the normalised URL without its fragment, credentials. */
 static int fill_url(const struct parts *p, struct url *u)
 {
-    struct buf host = {0}, authority = {0}, target = {0}, key = {0}, href = {0}, cred = {0};
-    const char *h = buf_str(&p->host);
+    struct vl_buf host = {0}, authority = {0}, target = {0}, key = {0}, href = {0}, cred = {0};
+    const char *h = vl_buf_str(&p->host);
     u->https = p->https;
     u->port = p->port >= 0 ? p->port : default_port(p);
     if (h[0] == '[')
-        buf_add(&host, h + 1, p->host.len - 2);
+        vl_buf_add(&host, h + 1, p->host.len - 2);
     else
-        buf_add(&host, h, p->host.len);
+        vl_buf_add(&host, h, p->host.len);
     put_authority(&authority, p);
     put_target(&target, p);
     put_href(&href, p, 0);
     /* the pool key names the port even when it is the default */
-    buf_adds(&key, p->https ? "https://" : "http://");
-    buf_add(&key, h, p->host.len);
+    vl_buf_adds(&key, p->https ? "https://" : "http://");
+    vl_buf_add(&key, h, p->host.len);
     char port[16];
     snprintf(port, sizeof(port), ":%d", u->port);
-    buf_adds(&key, port);
+    vl_buf_adds(&key, port);
     if (has_credentials(p))
         put_userinfo(&cred, p);
     u->host = buf_take(&host);
@@ -763,7 +717,7 @@ char *url_resolve(const char *base, const char *ref)
     }
     if (parse(bin, NULL, &b, err, sizeof(err)) == 0 && !parts_oom(&b) &&
         parse(rin, &b, &r, err, sizeof(err)) == 0 && !parts_oom(&r)) {
-        struct buf href = {0};
+        struct vl_buf href = {0};
         put_href(&href, &r, 1);
         out = buf_take(&href);
     }

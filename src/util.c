@@ -1,5 +1,6 @@
 /* util.c: small string helpers shared by every module. */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,3 +38,39 @@ int vl_strcaseeq_n(const char *a, size_t alen, const char *b)
             return 0;
     return 1;
 }
+
+void vl_buf_add(struct vl_buf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (n >= SIZE_MAX / 2 - b->len) {
+        b->oom = 1;
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void vl_buf_addc(struct vl_buf *b, char c) { vl_buf_add(b, &c, 1); }
+void vl_buf_adds(struct vl_buf *b, const char *s) { vl_buf_add(b, s, strlen(s)); }
+
+void vl_buf_free(struct vl_buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+const char *vl_buf_str(const struct vl_buf *b) { return b->p ? b->p : ""; }

@@ -39,6 +39,21 @@ static inline struct list_node *list_pop_head(struct list_node *h)
     return n;
 }
 
+/* A growable NUL-terminated byte string; after an allocation failure it
+ * only records oom (check once at the end, not after every append). */
+struct vl_buf {
+    char *p;
+    size_t len, cap;
+    int oom;
+};
+
+void vl_buf_add(struct vl_buf *b, const char *s, size_t n);
+void vl_buf_addc(struct vl_buf *b, char c);
+void vl_buf_adds(struct vl_buf *b, const char *s);
+void vl_buf_free(struct vl_buf *b);
+/* The buffer's string, never NULL while not oom. */
+const char *vl_buf_str(const struct vl_buf *b);
+
 char *vl_strdup(const char *s);
 char *vl_strndup(const char *s, size_t n);
 /* snprintf that never overflows and tolerates truncation. */
