@@ -4,8 +4,9 @@
 set -eu
 BUILD_PKGS="make gcc libc6-dev pkg-config libmbedtls-dev node-llhttp libc-ares-dev zlib1g-dev
     libbrotli-dev libzstd-dev liburiparser-dev libidn2-dev python3"
-# python3 runs the demo (tools/demo.py) and the test runner.
-TEST_PKGS="nginx libcmocka-dev openssl python3 valgrind libuv1-dev libglib2.0-dev"
+# python3 runs the demo (tools/demo.py) and the test runner.  libunistring-dev:
+# static linking through pkg-config (libidn2.pc's Libs.private has -lunistring).
+TEST_PKGS="nginx libcmocka-dev openssl python3 valgrind libuv1-dev libglib2.0-dev libunistring-dev"
 pkgs="$BUILD_PKGS"
 [ "${1:-}" = "--build-only" ] || pkgs="$pkgs $TEST_PKGS"
 missing=""
