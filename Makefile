@@ -31,7 +31,7 @@ example_flags = $(if $(EXAMPLE_PKGS_$(1)),$(shell pkg-config --cflags --libs $(E
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test unit asan valgrind clean demo bench examples install uninstall
+.PHONY: all deps test unit asan valgrind clean demo bench examples install uninstall check-fresh
 .DEFAULT_GOAL := all
 include third_party/llhttp.mk
 
@@ -109,6 +109,12 @@ demo: all
 
 bench: all
 	tools/bench/run
+
+# Proves README's two commands on a bare Debian 12 root: debootstrap minbase,
+# a clone of HEAD, then apt-get install -y make, make demo and make test in a
+# chroot (root only; about NN min; see tools/check-fresh.sh).
+check-fresh:
+	bash tools/check-fresh.sh
 
 # make install [PREFIX=/usr/local] [DESTDIR=staging dir]; make uninstall with
 # the same variables.  Installs the command, the shared library (real name,
