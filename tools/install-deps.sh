@@ -3,8 +3,9 @@
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -eu
 BUILD_PKGS="make gcc libc6-dev pkg-config libmbedtls-dev node-llhttp libc-ares-dev zlib1g-dev
-    libbrotli-dev libzstd-dev liburiparser-dev libidn2-dev python3"
-# python3 runs the demo (tools/demo.py) and the test runner.  libunistring-dev:
+    libbrotli-dev libzstd-dev liburiparser-dev libidn2-dev python3 ca-certificates"
+# python3 runs the demo (tools/demo.py) and the test runner; ca-certificates is
+# the system CA bundle volley verifies https against by default.  libunistring-dev:
 # static linking through pkg-config (libidn2.pc's Libs.private has -lunistring).
 TEST_PKGS="nginx libcmocka-dev openssl python3 valgrind libuv1-dev libglib2.0-dev libunistring-dev"
 pkgs="$BUILD_PKGS"
