@@ -24,7 +24,8 @@
 # (--keep: always kept) until the next run, which starts by cleaning it.
 # Exit status 0 when all passed, 1 when anything failed, 2 on a usage error.
 #
-# What the root gets from this host besides the clone: /etc/resolv.conf, the
+# What the root gets from this host besides the clone: /etc/resolv.conf and
+# /etc/hosts (debootstrap writes no /etc/hosts; an installed machine has one), the
 # bookworm, bookworm-updates and bookworm-security "main" entries of the host's
 # apt sources (same URLs), the host's apt settings for reaching that mirror
 # (Acquire::*::Proxy, Acquire::Check-Valid-Until, Acquire::Check-Date), and a
@@ -89,13 +90,13 @@ if [ -n "$inside" ]; then
         if [ "$rc" -eq 0 ]; then
             echo "$name ok ${dt}" >>"$logs/summary"
             say "[$name] passed in ${dt} s; last lines of $logs/$name.log:"
-            tail -n 8 "$logs/$name.log" | sed 's/^/    /'
+            tr '\r' '\n' <"$logs/$name.log" | tail -n 8 | sed 's/^/    /'
         else
             local why="exit status $rc"
             [ "$rc" -eq 124 ] && why="timed out after ${secs} s"
             echo "$name FAILED ${dt} ($why)" >>"$logs/summary"
             say "[$name] FAILED ($why) after ${dt} s; last lines of $logs/$name.log:"
-            tail -n 60 "$logs/$name.log" | sed 's/^/    /'
+            tr '\r' '\n' <"$logs/$name.log" | tail -n 60 | sed 's/^/    /'
             status=1
         fi
         return "$rc"
@@ -309,7 +310,7 @@ npkgs=$(chroot "$ROOT" dpkg-query -W -f='${db:Status-Abbrev}\n' | grep -c '^ii' 
 say "bare root ready in ${t_root} s: $npkgs packages, no make, gcc, python3 or nginx"
 
 # ---- what the root gets from this host (see the header).
-cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
+cp -L /etc/resolv.conf /etc/hosts "$ROOT/etc/"
 printf '%s\n' "$sources" | awk '{ print "deb " $1 " " $2 " main" }' >"$ROOT/etc/apt/sources.list"
 sed 's/^/    apt source: /' "$ROOT/etc/apt/sources.list"
 apt-config dump | grep -E '^Acquire::(https?|ftp)::Proxy|^Acquire::Check-Valid-Until |^Acquire::Check-Date ' \
