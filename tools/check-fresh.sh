@@ -158,14 +158,14 @@ mounts_under_root() {
 
 # Stops what is left of an earlier or this run: its namespace's processes (by
 # the PID unshare had), mounts under the root, and the root itself.
+# running PID: neither gone nor a zombie.
+running() {
+    local st=""
+    [ -r "/proc/$1/stat" ] && read -r _ _ st _ <"/proc/$1/stat" 2>/dev/null
+    [ -n "$st" ] && [ "$st" != Z ]
+}
 unshare_pid=""
 cleanup_root() {
-    if [ -n "$unshare_pid" ] && kill -0 "$unshare_pid" 2>/dev/null; then
-        kill -TERM "$unshare_pid" 2>/dev/null || true   # --kill-child: its namespace dies with it
-        sleep 1
-        kill -KILL "$unshare_pid" 2>/dev/null || true
-    fi
-    unshare_pid=""
     if [ -f "$LOGS/unshare.pid" ]; then
         local old
         old=$(cat "$LOGS/unshare.pid")
@@ -173,6 +173,8 @@ cleanup_root() {
         if [ -n "$old" ] && tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null | grep -qF -- "--inside $ROOT"; then
             say "stopping a stale run's namespace (unshare PID $old)"
             kill -KILL "$old" 2>/dev/null || true
+            # --kill-child: the namespace's PID 1, and so all of it, dies with it.
+            for _ in 1 2 3 4 5 6 7 8 9 10; do running "$old" || break; sleep 1; done
         fi
         rm -f "$LOGS/unshare.pid"
     fi
@@ -192,11 +194,14 @@ cleanup_root() {
 result=1
 on_exit() {
     local rc=$?
-    trap - EXIT INT TERM
-    if [ -n "$unshare_pid" ] && kill -0 "$unshare_pid" 2>/dev/null; then
-        kill -TERM "$unshare_pid" 2>/dev/null || true
-        sleep 1
+    # Ignored, not reset: timeout sends TERM to this process and then to its
+    # whole group, and the second one must not cut this cleanup short.
+    trap - EXIT
+    trap '' INT TERM HUP
+    if [ -n "$unshare_pid" ] && running "$unshare_pid"; then
+        # unshare --fork ignores TERM; KILL takes its namespace with it (--kill-child).
         kill -KILL "$unshare_pid" 2>/dev/null || true
+        wait "$unshare_pid" 2>/dev/null || true
     fi
     for m in $(mounts_under_root); do umount -l "$m" 2>/dev/null || true; done
     rm -f "$LOGS/unshare.pid"
@@ -208,7 +213,7 @@ on_exit() {
     exit "$rc"
 }
 trap on_exit EXIT
-trap 'say "interrupted"; exit 1' INT TERM
+trap 'say "interrupted"; exit 1' INT TERM HUP
 
 t_start=$(date +%s)
 COMMIT=$(git rev-parse HEAD)
