@@ -112,7 +112,8 @@ bench: all
 
 # Proves README's two commands on a bare Debian 12 root: debootstrap minbase,
 # a clone of HEAD, then apt-get install -y make, make demo and make test in a
-# chroot (root only; about NN min; see tools/check-fresh.sh).
+# chroot (root only; about 5 min here, 4 with the bare root cached; see
+# tools/check-fresh.sh).
 check-fresh:
 	bash tools/check-fresh.sh
 
