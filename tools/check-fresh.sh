@@ -278,12 +278,20 @@ if [ -n "$CACHE" ] && mkdir -p "$CACHE" 2>/dev/null && [ -w "$CACHE" ]; then
     find "$CACHE" -maxdepth 1 -name "$SUITE-$VARIANT-$ARCH-*.tar" -mtime +"${FRESH_CACHE_DAYS:-7}" -delete
 fi
 t0=$(date +%s)
+unpacked=0
 if [ "$cold" = 0 ] && [ -n "$tarball" ] && [ -f "$tarball" ]; then
     how="cached bare root $tarball"
     say "bare $SUITE $VARIANT root from $how"
     mkdir -p "$ROOT"
-    tar -xpf "$tarball" --numeric-owner -C "$ROOT"
-else
+    if tar -xpf "$tarball" --numeric-owner -C "$ROOT"; then
+        unpacked=1
+    else
+        say "the cached tarball does not unpack; removing it and debootstrapping"
+        rm -f "$tarball"
+        rm -rf --one-file-system "$ROOT"
+    fi
+fi
+if [ "$unpacked" = 0 ]; then
     how="debootstrap --variant=$VARIANT $SUITE from $MIRROR"
     say "bare root: $how (log: $LOGS/debootstrap.log)"
     if ! timeout -k 30 "$DEBOOTSTRAP_S" debootstrap --variant="$VARIANT" --arch="$ARCH" \
@@ -298,8 +306,11 @@ else
     fi
     if [ -n "$tarball" ]; then
         # Taken now, before anything is installed or copied in: a pristine bare root.
-        tar -cpf "$tarball.tmp.$$" --numeric-owner -C "$ROOT" . && mv "$tarball.tmp.$$" "$tarball"
-        say "cached the bare root as $tarball"
+        if tar -cpf "$tarball.tmp.$$" --numeric-owner -C "$ROOT" . && mv "$tarball.tmp.$$" "$tarball"; then
+            say "cached the bare root as $tarball"
+        else
+            rm -f "$tarball.tmp.$$"   # no cache then; the run goes on
+        fi
     fi
 fi
 t_root=$(( $(date +%s) - t0 ))
