@@ -3,12 +3,21 @@
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -eu
 BUILD_PKGS="make gcc libc6-dev pkg-config libmbedtls-dev node-llhttp libc-ares-dev zlib1g-dev
-    libbrotli-dev libzstd-dev libidn2-dev libunistring-dev python3"
-# libunistring-dev: libidn2.pc names -lunistring for static links (make install users).
-# python3 runs the demo (tools/demo.py) and the test runner.
-TEST_PKGS="nginx libcmocka-dev openssl python3 valgrind libuv1-dev libglib2.0-dev apache2 lighttpd lighttpd-mod-deflate h2o nodejs"
+    libbrotli-dev libzstd-dev libidn2-dev libunistring-dev python3 ca-certificates"
+# python3 runs the demo (tools/demo.py) and the test runner; ca-certificates is
+# the system CA bundle volley verifies https against by default.  libunistring-dev:
+# static linking through pkg-config (libidn2.pc's Libs.private has -lunistring).
+TEST_PKGS="nginx libcmocka-dev openssl python3 valgrind libuv1-dev libglib2.0-dev
+    apache2 lighttpd lighttpd-mod-deflate h2o nodejs"
+# apache2, lighttpd (+ its mod_deflate), h2o and nodejs: the interop tests' servers.
+FUZZ_PKGS="clang-14 libclang-rt-14-dev"
+# clang-14 and its runtimes (libFuzzer, ASan, UBSan): make fuzz.
 pkgs="$BUILD_PKGS"
-[ "${1:-}" = "--build-only" ] || pkgs="$pkgs $TEST_PKGS"
+case "${1:-}" in
+--build-only) ;;
+--fuzz) pkgs="$pkgs $FUZZ_PKGS" ;;
+*) pkgs="$pkgs $TEST_PKGS" ;;
+esac
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
