@@ -207,7 +207,9 @@ int vl_timeout_action(vl_loop *loop);
 typedef struct vl_client vl_client;
 
 typedef struct vl_client_opts {
-    int concurrency;            /* max fetches in flight and open connections (100) */
+    int concurrency;            /* max fetches in flight (100): resolving, connecting or
+                                   exchanging; one waiting for its host (--per-host, its
+                                   first TLS handshake) waits in that host's queue */
     int per_host;               /* max connections per scheme/host/port (0 = unlimited) */
     double connect_timeout_s;   /* DNS + TCP + TLS (10) */
     double read_timeout_s;      /* no byte while a response is due (60) */
@@ -229,6 +231,8 @@ typedef struct vl_client_opts {
     const char *user_agent;     /* NULL: "volley/VERSION" */
     vl_trace_cb *trace;         /* --verbose lines (state changes, TLS, DNS); NULL none */
     void *trace_data;
+    int read_ahead;             /* requests a gather keeps started: in flight plus waiting
+                                   in their hosts' queues (0: 4 x concurrency) */
 } vl_client_opts;
 
 /* Fill opts with the defaults above. */

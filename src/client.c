@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "client.h"
 #include "fetch.h"
@@ -109,7 +110,7 @@ static int check_opts(const vl_client_opts *o, char *err, size_t errlen)
         vl_fmt(err, errlen, "concurrency must be at least 1");
         return -VL_EUSAGE;
     }
-    if (o->per_host < 0 || o->max_redirs < 0 || o->retry < 0) {
+    if (o->per_host < 0 || o->max_redirs < 0 || o->retry < 0 || o->read_ahead < 0) {
         vl_fmt(err, errlen, "limits must not be negative");
         return -VL_EUSAGE;
     }
@@ -126,6 +127,23 @@ static int check_opts(const vl_client_opts *o, char *err, size_t errlen)
     return 0;
 }
 
+/* Fetches in flight stay below the open-file limit: each may hold a socket,
+ * a second happy-eyeballs attempt, an idle pooled connection and an output
+ * file (the CLI says so when it lowers -c for this).  Running out of fds
+ * must be an error result (EMFILE), never a stall. */
+static int max_in_flight(int concurrency)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        long room = ((long)rl.rlim_cur - 32) / 4;
+        if (room < 1)
+            room = 1;
+        if (concurrency > room)
+            return (int)room;
+    }
+    return concurrency;
+}
+
 int vl_client_new(vl_loop *loop, const vl_client_opts *opts, vl_client **out, char *err,
                   size_t errlen)
 {
@@ -137,7 +155,6 @@ int vl_client_new(vl_loop *loop, const vl_client_opts *opts, vl_client **out, ch
         return -ENOMEM;
     c->loop = loop;
     c->t0_us = loop_now_us(loop);
-    list_init(&c->queue);
     rc = copy_opts(c, opts);
     if (rc == 0 && !(c->rbuf = malloc(CLIENT_RBUF_BYTES)))
         rc = -ENOMEM;
@@ -152,6 +169,9 @@ int vl_client_new(vl_loop *loop, const vl_client_opts *opts, vl_client **out, ch
                        (uint64_t)(opts->idle_timeout_s * 1e6));
     if (rc == 0)
         rc = dns_new(loop, &c->opts, &c->dns, err, errlen);
+    if (rc == 0)
+        sched_init(&c->sched, loop, max_in_flight(opts->concurrency), fetch_host_has_room,
+                   fetch_sched_start, c);
     if (rc < 0) {
         if (rc == -ENOMEM)
             vl_fmt(err, errlen, "out of memory");

@@ -5,6 +5,7 @@
 #include "dns.h"
 #include "loop.h"
 #include "pool.h"
+#include "scheduler.h"
 #include "tls.h"
 #include "util.h"
 #include "volley.h"
@@ -21,8 +22,7 @@ struct vl_client {
     struct tls_ctx *tls;           /* created on first https:// use */
     int tls_failed;                /* creating it failed: tls_err says why */
     char tls_err[256];
-    struct list_node queue;        /* fetches waiting for a slot */
-    int active;                    /* fetches past the queue */
+    struct sched sched;            /* the window and the per-host queues */
     int nfetches;                  /* fetches not yet delivered */
     uint64_t next_fetch_id;
     uint64_t t0_us;                /* for trace timestamps */

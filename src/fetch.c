@@ -50,7 +50,7 @@ struct vl_fetch {
     vl_client *cl;
     uint64_t id;
     enum fstate state;
-    struct list_node qlink;         /* client queue or host waiters */
+    struct sched_item item;         /* its host's queue and the window (scheduler.c) */
     struct list_node clink;         /* host->connecting while RESOLVING/CONNECTING */
     vl_result_cb *cb;
     void *cb_data;
@@ -83,7 +83,7 @@ struct vl_fetch {
     int reserved;                   /* holds a pool slot before its conn exists */
     struct connector *connector;
     struct dns_query *dq;
-    int began;                      /* counted in cl->active */
+    int began;                      /* left the queue once: timers set, t_start */
     int no_retry;                   /* the failure at hand must not be retried */
     int tls_probe;                  /* this fetch's handshake will give its host a session */
     int reused;
@@ -140,10 +140,10 @@ static void set_state(vl_fetch *f, enum fstate s)
         list_insert_tail(&f->host->connecting, &f->clink);
     else if (!making && list_linked(&f->clink))
         list_remove(&f->clink);
-    /* Only a QUEUED fetch sits in the client queue or a host's waiters: a
-     * retry scheduled while waiting there must not leave a stale link. */
-    if (s != F_QUEUED && list_linked(&f->qlink))
-        list_remove(&f->qlink);
+    /* Only a QUEUED fetch waits in its host's queue: a retry scheduled
+     * while waiting there must not leave a stale link. */
+    if (s != F_QUEUED && list_linked(&f->item.link))
+        sched_enter(&cl->sched, &f->item);
     f->state = s;
     f->t_state = now;
     switch (s) {
@@ -174,7 +174,7 @@ static void on_phase_timeout(vl_loop *loop, vl_timer *t, void *data)
     (void)loop;
     if (f->state == F_RETRY_WAIT) {
         set_state(f, F_QUEUED);
-        try_acquire(f);
+        sched_queue(&f->cl->sched, &f->item, 1); /* first in line at its host */
         return;
     }
     if (f->state <= F_TLS_HANDSHAKE) {
@@ -285,14 +285,6 @@ static void release_conn(vl_fetch *f, int reusable)
     f->reserved = 0;
 }
 
-static void wake_waiter(vl_loop *loop, void *data)
-{
-    vl_fetch *f = data;
-    (void)loop;
-    if (f->state == F_QUEUED && !list_linked(&f->qlink))
-        try_acquire(f);
-}
-
 static void adopt_conn(vl_fetch *f, struct conn *c);
 
 /* Late binding (as browsers' socket pools do): a fetch still resolving or
@@ -326,8 +318,7 @@ static void end_tls_probe(vl_fetch *f)
         return;
     f->tls_probe = 0;
     f->host->tls_probing = 0;
-    for (struct list_node *n; (n = list_pop_head(&f->host->waiters));)
-        vl_defer(f->cl->loop, wake_waiter, container_of(n, vl_fetch, qlink));
+    sched_kick(&f->cl->sched, f->host);
 }
 
 /* Should f wait for another fetch's first handshake to this host?  Opening
@@ -350,14 +341,13 @@ static int wait_for_session(vl_fetch *f)
     return 0;
 }
 
-/* A connection or slot of h came free: the first waiter there tries again,
- * or else the oldest fetch still connecting may take it over; both from the
- * deferred phase so that failures never recurse. */
+/* A connection or slot of h came free: the fetches queued there go in
+ * turn, or else the oldest fetch still connecting may take it over; both
+ * from the deferred phase so that failures never recurse. */
 static void kick_host(vl_client *cl, struct host *h)
 {
-    struct list_node *n = list_pop_head(&h->waiters);
-    if (n)
-        vl_defer(cl->loop, wake_waiter, container_of(n, vl_fetch, qlink));
+    if (sched_queued(h))
+        sched_kick(&cl->sched, h);
     else if (!list_empty(&h->idle) && !list_empty(&h->connecting))
         vl_defer(cl->loop, adopt_idle, container_of(h->connecting.next, vl_fetch, clink));
 }
@@ -464,6 +454,7 @@ static int maybe_retry(vl_fetch *f)
     f->attempts++;
     f->reused = 0;
     set_state(f, F_RETRY_WAIT);
+    sched_leave(&cl->sched, &f->item); /* a delay makes no progress: out of the window */
     kick_host(cl, f->host); /* its slot is free for the whole delay */
     timer_start_us(&f->phase_timer, delay); /* a loop timer: the loop waits for it */
     return 1;
@@ -479,12 +470,6 @@ static void on_deadline(vl_loop *loop, vl_timer *t, void *data)
            f->cl->opts.retry_max_time_s, state_names[f->state]);
 }
 
-static void pump_cb(vl_loop *loop, void *data)
-{
-    (void)loop;
-    fetch_pump(data);
-}
-
 static void finish(vl_fetch *f, int err, const char *fmt, ...)
 {
     vl_client *cl = f->cl;
@@ -498,9 +483,7 @@ static void finish(vl_fetch *f, int err, const char *fmt, ...)
     if (err && transient_error(f, err) && maybe_retry(f))
         return;
     f->err = err;
-    int was_active = f->began;
-    if (list_linked(&f->qlink))
-        list_remove(&f->qlink);
+    sched_leave(&cl->sched, &f->item);
     if (f->dq) {
         dns_cancel(f->dq);
         f->dq = NULL;
@@ -515,11 +498,6 @@ static void finish(vl_fetch *f, int err, const char *fmt, ...)
         kick_host(cl, f->host);
         pool_host_put(&cl->pool, f->host);
         f->host = NULL;
-    }
-    if (was_active) {
-        cl->active--;
-        if (!list_empty(&cl->queue))
-            vl_defer(cl->loop, pump_cb, cl);
     }
     vl_defer(cl->loop, deliver, f);
 }
@@ -785,7 +763,7 @@ static int retry_stale(vl_fetch *f)
     if (!pool_reserve(&f->cl->pool, f->host)) {
         /* the per-host limit is full: wait for a slot like any other fetch */
         set_state(f, F_QUEUED);
-        list_insert_tail(&f->host->waiters, &f->qlink);
+        sched_queue(&f->cl->sched, &f->item, 1);
         return 1;
     }
     f->reserved = 1;
@@ -868,7 +846,7 @@ static void follow_redirect(vl_fetch *f)
     if (strcmp(nu.key, f->url.key) != 0) {
         kick_host(cl, f->host);
         pool_host_put(&cl->pool, f->host);
-        f->host = pool_host_get(&cl->pool, nu.key);
+        f->host = f->item.host = pool_host_get(&cl->pool, nu.key);
     }
     free(next);
     url_free(&f->url);
@@ -1103,7 +1081,7 @@ static void try_acquire(vl_fetch *f)
         if (!fresh && !(c = pool_take_idle(&cl->pool, f->host)) &&
             (wait_for_session(f) || !pool_reserve(&cl->pool, f->host))) {
             end_tls_probe(f); /* a probe that could not start is none */
-            list_insert_tail(&f->host->waiters, &f->qlink);
+            sched_queue(&cl->sched, &f->item, 1);
             return;
         }
         if (!f->t_start)
@@ -1131,27 +1109,29 @@ static void try_acquire(vl_fetch *f)
         start_connect(f, &addrs);
 }
 
-static void begin(vl_fetch *f)
+/* The scheduler's "room" for a host: an idle connection, or a slot for a
+ * new one unless the host's first TLS handshake is still under way. */
+int fetch_host_has_room(void *ctx, struct host *h)
 {
-    vl_client *cl = f->cl;
-    cl->active++;
-    f->began = 1;
-    if (cl->opts.retry && cl->opts.retry_max_time_s > 0)
-        timer_start_us(&f->deadline_timer, (uint64_t)(cl->opts.retry_max_time_s * 1e6));
-    f->host = pool_host_get(&cl->pool, f->url.key);
-    if (!f->host) {
-        finish(f, -ENOMEM, "out of memory");
-        return;
-    }
-    try_acquire(f);
+    vl_client *cl = ctx;
+    if (!list_empty(&h->idle))
+        return 1;
+    if (h->tls_probing)
+        return 0;
+    return pool_has_room(&cl->pool, h);
 }
 
-void fetch_pump(vl_client *cl)
+/* The scheduler's start: f is in the window now. */
+void fetch_sched_start(void *ctx, struct sched_item *it)
 {
-    while (cl->active < cl->opts.concurrency && !list_empty(&cl->queue)) {
-        vl_fetch *f = container_of(list_pop_head(&cl->queue), vl_fetch, qlink);
-        begin(f);
+    vl_fetch *f = container_of(it, vl_fetch, item);
+    vl_client *cl = ctx;
+    if (!f->began) {
+        f->began = 1;
+        if (cl->opts.retry && cl->opts.retry_max_time_s > 0)
+            timer_start_us(&f->deadline_timer, (uint64_t)(cl->opts.retry_max_time_s * 1e6));
     }
+    try_acquire(f);
 }
 
 /* ------------------------------------------------------------- public API */
@@ -1198,7 +1178,7 @@ int vl_fetch_start(vl_client *cl, const vl_request *req, vl_result_cb *cb, void 
     f->body_data = req->body_data;
     f->body_fd = f->out_fd = -1;
     f->t_submit = f->t_state = now_us(f);
-    list_init(&f->qlink);
+    list_init(&f->item.link);
     list_init(&f->clink);
     timer_init(&f->phase_timer, cl->loop, on_phase_timeout, f);
     timer_init(&f->total_timer, cl->loop, on_total_timeout, f);
@@ -1225,8 +1205,12 @@ int vl_fetch_start(vl_client *cl, const vl_request *req, vl_result_cb *cb, void 
         finish(f, -ENOMEM, "out of memory");
         return 0;
     }
-    list_insert_tail(&cl->queue, &f->qlink);
-    fetch_pump(cl);
+    f->host = f->item.host = pool_host_get(&cl->pool, f->url.key);
+    if (!f->host) {
+        finish(f, -ENOMEM, "out of memory");
+        return 0;
+    }
+    sched_queue(&cl->sched, &f->item, 0);
     return 0;
 }
 

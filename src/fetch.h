@@ -4,7 +4,8 @@
 
 #include "client.h"
 
-/* Start fetches waiting in the client's queue while slots are free. */
-void fetch_pump(vl_client *cl);
+/* The scheduler's callbacks (scheduler.h), with the client as ctx. */
+int fetch_host_has_room(void *ctx, struct host *h);
+void fetch_sched_start(void *ctx, struct sched_item *it);
 
 #endif

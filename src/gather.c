@@ -4,7 +4,6 @@
  * length of the list. */
 #include <errno.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 
 #include "client.h"
 #include "loop.h"
@@ -17,6 +16,7 @@ struct vl_gather_op {
     int paused;                 /* the iterator said -EAGAIN: wait for resume */
     int finished;
     int refilling;
+    int stalled;                /* the read-ahead is full of requests waiting for their hosts */
     int failed;
     vl_next_cb *next;
     void *next_data;
@@ -62,6 +62,15 @@ static void refill(vl_gather_op *g)
         }
     }
     g->refilling = 0;
+    /* Bounded memory wins over reading on: say so once per stall. */
+    struct sched *s = &g->cl->sched;
+    int stalled = !g->exhausted && !g->paused && g->inflight >= g->window &&
+                  s->active < s->max_active;
+    if (stalled && !g->stalled)
+        client_trace(g->cl, "read-ahead full: %d requests started, %d in flight (of %d), the rest "
+                     "wait for their hosts; reading no further until one is done",
+                     g->inflight, s->active, s->max_active);
+    g->stalled = stalled;
     if (g->exhausted && g->inflight == 0 && !g->finished) {
         g->finished = 1;
         if (g->done)
@@ -77,19 +86,11 @@ int vl_gather_start(vl_client *cl, int window, vl_next_cb *next, void *next_data
     if (!g)
         return -ENOMEM;
     g->cl = cl;
-    g->window = window > 0 ? window : cl->opts.concurrency;
-    /* Keep the window below the open-file limit: each fetch may hold a
-     * socket, a second happy-eyeballs attempt, an idle pooled connection and
-     * an output file (the CLI says so when it lowers -c for this).  Running
-     * out of fds must be an error result (EMFILE), never a stall. */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-        long room = ((long)rl.rlim_cur - 32) / 4;
-        if (room < 1)
-            room = 1;
-        if (g->window > room)
-            g->window = (int)room;
-    }
+    /* The window is the read-ahead: requests started and not yet done,
+     * whether in flight or waiting in their host's queue; the client keeps
+     * at most its concurrency of them in flight (scheduler.c). */
+    int ahead = cl->opts.read_ahead > 0 ? cl->opts.read_ahead : 4 * cl->opts.concurrency;
+    g->window = window > 0 ? window : ahead;
     g->next = next;
     g->next_data = next_data;
     g->on_result = res;

@@ -36,7 +36,7 @@ int pool_init(struct pool *p, vl_loop *loop, int max_conns, int per_host, uint64
 
 static void host_maybe_free(struct pool *p, struct host *h)
 {
-    if (h->refs || h->nconns || !list_empty(&h->waiters))
+    if (h->refs || h->nconns || !list_empty(&h->queued) || list_linked(&h->ready_link))
         return;
     struct host **pp = &p->buckets[hash_str(h->key) % p->nbuckets];
     while (*pp != h)
@@ -90,7 +90,8 @@ struct host *pool_host_get(struct pool *p, const char *key)
         return NULL;
     }
     list_init(&h->idle);
-    list_init(&h->waiters);
+    list_init(&h->queued);
+    list_init(&h->ready_link);
     list_init(&h->connecting);
     h->refs = 1;
     h->pool = p;
@@ -122,6 +123,13 @@ void pool_flush_idle(struct pool *p, struct host *h)
 {
     while (!list_empty(&h->idle))
         close_idle(p, container_of(h->idle.next, struct conn, link));
+}
+
+int pool_has_room(const struct pool *p, const struct host *h)
+{
+    if (p->per_host > 0 && h->nconns >= p->per_host)
+        return 0;
+    return p->nconns < p->max_conns || !list_empty(&p->lru);
 }
 
 int pool_reserve(struct pool *p, struct host *h)

@@ -12,7 +12,8 @@ struct host {
     char *key;                  /* "https://host:port" */
     struct host *hnext;         /* hash chain */
     struct list_node idle;      /* idle conns, most recently used last */
-    struct list_node waiters;   /* fetches waiting for a connection here */
+    struct list_node queued;    /* fetches waiting for room here (scheduler.c) */
+    struct list_node ready_link; /* in the scheduler's ring of hosts with room */
     struct list_node connecting; /* fetches resolving or connecting here */
     int nconns;                 /* open: connecting, busy and idle */
     int refs;                   /* fetches holding this entry */
@@ -49,6 +50,8 @@ void pool_flush_idle(struct pool *p, struct host *h);
  * in nconns) and returns 1, evicting an idle connection elsewhere when the
  * total limit is reached; returns 0 when h is at its per-host limit. */
 int pool_reserve(struct pool *p, struct host *h);
+/* Would pool_reserve succeed (without reserving)? */
+int pool_has_room(const struct pool *p, const struct host *h);
 /* Give back a reserved slot that never became a connection. */
 void pool_unreserve(struct pool *p, struct host *h);
 /* Hand a connection back: kept idle when reusable, else closed. */

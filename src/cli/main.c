@@ -26,6 +26,7 @@ struct worker {
     int starved;                /* the input had nothing queued at the last ask */
     pthread_t thread;
     int window;
+    int read_ahead;             /* its share of --read-ahead (0 = 4 x its window) */
     int per_host;               /* its share of --per-host (0 = unlimited) */
     char *url;                  /* the current request's URL (owned) */
     int draws_progress;         /* this worker's loop redraws the progress line */
@@ -161,7 +162,7 @@ static int gather_all(struct worker *w, vl_loop *loop, vl_client *client)
     int rc = vl_io_start(loop, fd, VL_READ, on_wake, w);
     if (rc < 0)
         return rc;
-    rc = vl_gather_start(client, w->window, next_request, w, on_result, w, on_gather_done, w,
+    rc = vl_gather_start(client, 0, next_request, w, on_result, w, on_gather_done, w,
                          &w->gather);
     while (rc == 0 && !w->done) {
         int n = vl_loop_run_once(loop, -1);
@@ -278,6 +279,7 @@ static void *worker_main(void *arg)
     if (w->o->verbose)
         vl_loop_set_trace(loop, trace_line, NULL);
     co.concurrency = w->window;
+    co.read_ahead = w->read_ahead;
     co.per_host = w->per_host;
     vl_timer *progress_timer = NULL;
     if (w->draws_progress && progress.on &&
@@ -344,6 +346,9 @@ static int run_cli(struct cli_opts *o)
         w[i].o = o;
         /* the window split evenly, the remainder to the first threads */
         w[i].window = o->client.concurrency / nthreads + (i < o->client.concurrency % nthreads);
+        if (o->client.read_ahead > 0)
+            w[i].read_ahead = o->client.read_ahead / nthreads +
+                              (i < o->client.read_ahead % nthreads);
         if (o->client.per_host > 0)
             w[i].per_host = o->client.per_host / nthreads + (i < o->client.per_host % nthreads);
     }

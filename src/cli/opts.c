@@ -27,6 +27,7 @@ static const char usage_text[] =
     "      --max-redirs N        follow redirects up to N (default 10; 0 = do not follow)\n"
     "      --no-decompress       keep gzip/deflate bodies encoded (decoding is on by default)\n"
     "      --max-filesize BYTES  fail bodies larger than BYTES\n"
+    "      --read-ahead N        requests read ahead into per-host queues (default 4 x -c)\n"
     "      --cacert FILE         CA certificates to verify servers with\n"
     "  -k, --insecure            do not verify TLS certificates\n"
     "      --resolve HOST:PORT:ADDR  use ADDR for HOST:PORT (repeatable)\n"
@@ -48,7 +49,7 @@ static const char usage_text[] =
 enum {
     O_PER_HOST = 256, O_TIMEOUT, O_CONNECT_TIMEOUT, O_READ_TIMEOUT, O_MAX_REDIRS,
     O_NO_DECOMPRESS, O_CACERT, O_RESOLVE, O_DNS_SERVERS, O_RETRY, O_RETRY_DELAY,
-    O_RETRY_MAX_TIME, O_JSON, O_FAIL, O_VERSION, O_DATA_BINARY, O_MAX_FILESIZE,
+    O_RETRY_MAX_TIME, O_JSON, O_FAIL, O_VERSION, O_DATA_BINARY, O_MAX_FILESIZE, O_READ_AHEAD,
     O_NO_PROGRESS,
 };
 
@@ -67,6 +68,7 @@ static const struct option long_opts[] = {
     {"max-redirs", required_argument, 0, O_MAX_REDIRS},
     {"no-decompress", no_argument, 0, O_NO_DECOMPRESS},
     {"max-filesize", required_argument, 0, O_MAX_FILESIZE},
+    {"read-ahead", required_argument, 0, O_READ_AHEAD},
     {"cacert", required_argument, 0, O_CACERT},
     {"insecure", no_argument, 0, 'k'},
     {"resolve", required_argument, 0, O_RESOLVE},
@@ -168,6 +170,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
         case 'i': o->input = optarg; break;
         case 'c': INT_OPT(c->concurrency, 1, 1000000, "concurrency"); break;
         case O_PER_HOST: INT_OPT(c->per_host, 0, 1000000, "--per-host"); break;
+        case O_READ_AHEAD: INT_OPT(c->read_ahead, 1, 100000000, "--read-ahead"); break;
         case 'X':
             if (!*optarg || strpbrk(optarg, " \t\r\n"))
                 return usage_error("invalid method '%s'", optarg);

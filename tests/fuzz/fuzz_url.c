@@ -5,10 +5,9 @@
  * failure and, on success, every field set: host, authority, key, a target
  * starting with '/', a port in 1..65535.
  *
- * And when BASE parses, REF is a relative reference
- * (an absolute one is checked on its own) and url_resolve gives a URL,
- * url_parse accepts it (a Location the resolver turned into a URL is one
- * the fetch layer can follow). */
+ * And when BASE parses and url_resolve gives an http(s) URL, url_parse
+ * accepts it (a Location the resolver turned into a URL is one the fetch
+ * layer can follow); a ref of another scheme comes back as written. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,16 +15,6 @@
 
 #include "url.h"
 #include "volley.h"
-
-/* RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":" */
-static int has_scheme(const char *s)
-{
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
-        return 0;
-    s += strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
-    return *s == ':';
-}
-
 
 static int parse_checked(const char *s, const char *what)
 {
@@ -62,7 +51,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *res = url_resolve(base, ref);
     if (res) {
         int rc = parse_checked(res, "resolved");
-        if (base_ok && !has_scheme(ref) && rc != 0) {
+        /* a ref naming another scheme comes back as written (url.h): only
+         * an http(s) result must be one the fetch layer can follow */
+        int http = strncmp(res, "http://", 7) == 0 || strncmp(res, "https://", 8) == 0;
+        if (base_ok && http && rc != 0) {
             fprintf(stderr, "fuzz_url: url_resolve gave '%s', which url_parse rejects\n", res);
             abort();
         }

@@ -205,7 +205,8 @@ def log_request(conn, req, dropped=False):
         if _log_file is not None:
             rec = {"conn": conn.number, "seq": seq, "method": req.method, "target": req.target,
                    "version": req.version, "headers": req.headers,
-                   "body": req.body.decode("latin-1"), "dropped": dropped}
+                   "body": req.body.decode("latin-1"), "dropped": dropped,
+                   "t": time.time()}
             _log_file.write(json.dumps(rec) + "\n")
             _log_file.flush()
 
