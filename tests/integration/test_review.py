@@ -41,7 +41,10 @@ def test_retry_of_a_fetch_waiting_at_a_host_leaves_the_wait_list(tmp):
                           "--retry", "3", "--retry-delay", "0.1"] + urls, timeout=20)
     recs = res.by_index(4)
     assert all(r["ok"] for r in recs.values()), res.describe("every URL to succeed")
-    assert recs[2]["attempts"] == 2 and recs[2]["redirects"] == 1, recs[2]
+    # Since the scheduler, a redirected fetch goes first in b's queue (it
+    # began before i=1), so it may get b's connection before --timeout: one
+    # attempt or two, but never a hang.
+    assert recs[2]["attempts"] in (1, 2) and recs[2]["redirects"] == 1, recs[2]
 
 
 @timeout(30)
