@@ -89,7 +89,7 @@ struct http_resp {
     int capture;               /* which HH_* the current value belongs to, or -1 */
     char *cur;                 /* the captured value of the current field line */
     size_t cur_len, cur_cap;
-    int nte;                   /* Transfer-Encoding field lines */
+    int te_chunked;            /* our reading of Transfer-Encoding: chunked is final */
     int location_conflict;     /* two different Location values */
     char *hdr[HH_COUNT];       /* captured values (malloc'ed, OWS trimmed) */
     char *te_codings;          /* transfer codings to undo, chunked removed, or NULL */
