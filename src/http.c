@@ -106,6 +106,21 @@ static int fail(struct http_resp *r, const char *fmt, ...)
     return -VL_EHTTP;
 }
 
+/* Server bytes quoted in an error message: printable ASCII as is, others
+ * as \xNN (no terminal escapes from a hostile server), cut with "..." to
+ * fit.  Returns out. */
+static const char *shown(char *out, size_t cap, const char *s, size_t n)
+{
+    size_t k = 0, i = 0;
+    for (; i < n && k + 8 < cap; i++)
+        k += (size_t)snprintf(out + k, cap - k, isprint((unsigned char)s[i]) ? "%c" : "\\x%02x",
+                              (unsigned char)s[i]);
+    snprintf(out + k, cap - k, "%s", i < n ? "..." : "");
+    return out;
+}
+
+#define SHOWN(s, n) shown((char[104]){0}, 104, (s), (n))
+
 /* Append n bytes to a growable buffer; 0 or -1 (out of memory). */
 static int grow_put(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
 {
@@ -229,16 +244,15 @@ static int parse_te(struct http_resp *r, const char *v, size_t vlen, char *canon
             s++;
         int params = s < end && *s == ';';
         if (s < end && *s != ',' && !params)
-            return fail(r, "http: malformed Transfer-Encoding '%.*s'", (int)(vlen > 100 ? 100 : vlen),
-                        v);
+            return fail(r, "http: malformed Transfer-Encoding '%s'", SHOWN(v, vlen));
         while (s < end && *s != ',')
             s++; /* parameters: none is defined for these codings, so none is acted on */
         if (++n > HTTP_MAX_TE_CODINGS)
-            return fail(r, "http: Transfer-Encoding '%.*s' has more than %d codings",
-                        (int)(vlen > 100 ? 100 : vlen), v, HTTP_MAX_TE_CODINGS);
+            return fail(r, "http: Transfer-Encoding '%s' has more than %d codings",
+                        SHOWN(v, vlen), HTTP_MAX_TE_CODINGS);
         if (chunked_at >= 0)
-            return fail(r, "http: Transfer-Encoding '%.*s': chunked is not the final coding",
-                        (int)(vlen > 100 ? 100 : vlen), v);
+            return fail(r, "http: Transfer-Encoding '%s': chunked is not the final coding",
+                        SHOWN(v, vlen));
         int chunked = vl_strcaseeq_n(t, tl, "chunked");
         if (chunked && params)
             return fail(r, "http: Transfer-Encoding chunked with parameters");
@@ -246,8 +260,7 @@ static int parse_te(struct http_resp *r, const char *v, size_t vlen, char *canon
             chunked_at = n;
         else if (!vl_strcaseeq_n(t, tl, "identity") && !vl_strcaseeq_n(t, tl, "gzip") &&
                  !vl_strcaseeq_n(t, tl, "x-gzip") && !vl_strcaseeq_n(t, tl, "deflate"))
-            return fail(r, "http: unsupported transfer coding '%.*s'", (int)(tl > 40 ? 40 : tl),
-                        t);
+            return fail(r, "http: unsupported transfer coding '%s'", SHOWN(t, tl));
         clen += (size_t)snprintf(canon + clen, cap - clen, "%s%.*s", clen ? ", " : "", (int)tl, t);
         /* identity: RFC 2616's no-op, still sent by a few servers */
         if (!chunked && !vl_strcaseeq_n(t, tl, "identity"))
@@ -431,14 +444,8 @@ static int check_status_line(struct http_resp *r, const char *s, size_t n)
     else if (s[9] == '0')
         what = "status code below 100";
     if (what) {
-        char shown[64];
-        size_t k = 0;
-        for (size_t i = 0; i < n && k + 4 < sizeof(shown); i++)
-            k += (size_t)snprintf(shown + k, sizeof(shown) - k,
-                                  isprint((unsigned char)s[i]) ? "%c" : "\\x%02x",
-                                  (unsigned char)s[i]);
-        return fail(r, "http: malformed status line (%s): '%s%s'", what, shown,
-                    k + 4 >= sizeof(shown) ? "..." : "");
+        char q[64];
+        return fail(r, "http: malformed status line (%s): '%s'", what, shown(q, sizeof(q), s, n));
     }
     return 0;
 }
@@ -616,7 +623,15 @@ static void trim_ows(const char **v, size_t *n)
         (*n)--;
 }
 
-#define SHOWN(n) (int)((n) > 100 ? 100 : (n))
+/* RFC 9110 §5.6.2: the length of the token at the start of s. */
+static size_t strspn_token(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (isalnum((unsigned char)s[i]) || strchr("!#$%&'*+-.^_`|~", s[i])) && s[i])
+        i++;
+    return i;
+}
+
 
 /* Content-Length = 1*DIGIT.  A list of identical values, in one field line
  * ("5, 5") or in repeated ones, is taken as that one value (RFC 9110 §8.6),
@@ -635,15 +650,15 @@ static int parse_cl(struct http_resp *r, const char *v, size_t vlen, char *num, 
         while (s < end && is_ows(*s))
             s++;
         if (d == dend || (s < end && *s != ','))
-            return fail(r, "http: malformed Content-Length '%.*s'", SHOWN(vlen), v);
+            return fail(r, "http: malformed Content-Length '%s'", SHOWN(v, vlen));
         while (dend - d > 1 && *d == '0')
             d++;
         size_t dl = (size_t)(dend - d);
         if (dl > 20)
-            return fail(r, "http: Content-Length '%.*s' is too large", SHOWN(vlen), v);
+            return fail(r, "http: Content-Length '%s' is too large", SHOWN(v, vlen));
         if (*numlen && (*numlen != dl || memcmp(num, d, dl) != 0))
-            return fail(r, "http: Content-Length values differ ('%.*s' after '%.*s')",
-                        SHOWN(vlen), v, (int)*numlen, num);
+            return fail(r, "http: Content-Length values differ ('%s' after '%.*s')",
+                        SHOWN(v, vlen), (int)*numlen, num);
         memcpy(num, d, dl);
         *numlen = dl;
         if (s == end)
@@ -669,6 +684,14 @@ static int frame_fields(struct http_resp *r, const char *b, size_t n, const char
     *outlen = n;
     for (const char *l = first, *nl; (nl = memchr(l, '\n', (size_t)(end - l))); l = nl + 1) {
         size_t len = (size_t)(nl - l) - 1; /* without its CR */
+        if (len == 0)
+            break;
+        /* RFC 9112 §5.1: field-name is a token, right before the colon;
+         * loose llhttp takes "Content Length: 5" as some other field, and
+         * the body as running to the close. */
+        size_t name = strspn_token(l, len);
+        if (name == 0 || name == len || l[name] != ':')
+            return fail(r, "http: malformed header field name in '%s'", SHOWN(l, len));
         int cl = line_is(l, len, "content-length"), tenc = line_is(l, len, "transfer-encoding");
         if (!cl && !tenc)
             continue;
