@@ -666,6 +666,34 @@ static int parse_cl(struct http_resp *r, const char *v, size_t vlen, char *num, 
     }
 }
 
+/* The head b without its Content-Length and Transfer-Encoding lines, then
+ * the canonical ones (num/te NULL: none).  0 or -ENOMEM. */
+static int rewrite_framing(const char *b, size_t n, const char *first, const char *num,
+                           size_t numlen, const char *te, const char **out, size_t *outlen)
+{
+    char *o = malloc(n + HTTP_MAX_TE_CODINGS * 16 + 64);
+    if (!o)
+        return -ENOMEM;
+    size_t k = (size_t)(first - b);
+    memcpy(o, b, k);
+    for (const char *l = first, *end = b + n, *nl;
+         (nl = memchr(l, '\n', (size_t)(end - l))) && nl > l + 1; l = nl + 1) {
+        size_t len = (size_t)(nl - l) - 1;
+        if (line_is(l, len, "content-length") || line_is(l, len, "transfer-encoding"))
+            continue;
+        memcpy(o + k, l, len + 2);
+        k += len + 2;
+    }
+    if (num)
+        k += (size_t)sprintf(o + k, "Content-Length: %.*s\r\n", (int)numlen, num);
+    if (te)
+        k += (size_t)sprintf(o + k, "Transfer-Encoding: %s\r\n", te);
+    memcpy(o + k, "\r\n", 2);
+    *out = o;
+    *outlen = k + 2;
+    return 0;
+}
+
 /* Check the framing fields of a head (CRLF line ends, as normalised) and,
  * where needed, rewrite them the way llhttp is to see them: one
  * Content-Length with one value, Transfer-Encoding as a plain list of
@@ -718,27 +746,8 @@ static int frame_fields(struct http_resp *r, const char *b, size_t n, const char
                        "(RFC 9112 6.3)");
     if (!rewrite)
         return 0;
-    char *o = malloc(n + sizeof(te) + 64);
-    if (!o)
-        return -ENOMEM;
-    size_t k = (size_t)(first - b);
-    memcpy(o, b, k);
-    for (const char *l = first, *nl; (nl = memchr(l, '\n', (size_t)(end - l))) && nl > l + 1;
-         l = nl + 1) {
-        size_t len = (size_t)(nl - l) - 1;
-        if (line_is(l, len, "content-length") || line_is(l, len, "transfer-encoding"))
-            continue;
-        memcpy(o + k, l, len + 2);
-        k += len + 2;
-    }
-    if (ncl && !interim)
-        k += (size_t)sprintf(o + k, "Content-Length: %.*s\r\n", (int)numlen, num);
-    if (nte && !interim)
-        k += (size_t)sprintf(o + k, "Transfer-Encoding: %s\r\n", te);
-    memcpy(o + k, "\r\n", 2);
-    *out = o;
-    *outlen = k + 2;
-    return 0;
+    return rewrite_framing(b, n, first, ncl && !interim ? num : NULL, numlen,
+                           nte && !interim ? te : NULL, out, outlen);
 }
 
 static long parse_block(struct http_resp *r, const char *b, size_t n)
