@@ -307,8 +307,10 @@ int decoder_finish(struct decoder *d, char *err, size_t errlen)
         const struct decode_layer *l = &d->layer[i];
         if (l->ended)
             continue;
-        if (l->in_bytes == 0)
+        if (i == 0 && l->in_bytes == 0)
             return 0; /* an empty body with a coding: nothing to decode */
+        /* An inner layer that got nothing: the outer stream ended empty,
+         * and an empty stream is not a coding of any content. */
         vl_fmt(err, errlen, "decode: %s stream truncated", kind_names[l->kind]);
         return -VL_EDECODE;
     }

@@ -106,6 +106,21 @@ static int fail(struct http_resp *r, const char *fmt, ...)
     return -VL_EHTTP;
 }
 
+/* Server bytes quoted in an error message: printable ASCII as is, others
+ * as \xNN (no terminal escapes from a hostile server), cut with "..." to
+ * fit.  Returns out. */
+static const char *shown(char *out, size_t cap, const char *s, size_t n)
+{
+    size_t k = 0, i = 0;
+    for (; i < n && k + 8 < cap; i++)
+        k += (size_t)snprintf(out + k, cap - k, isprint((unsigned char)s[i]) ? "%c" : "\\x%02x",
+                              (unsigned char)s[i]);
+    snprintf(out + k, cap - k, "%s", i < n ? "..." : "");
+    return out;
+}
+
+#define SHOWN(s, n) shown((char[104]){0}, 104, (s), (n))
+
 /* Append n bytes to a growable buffer; 0 or -1 (out of memory). */
 static int grow_put(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
 {
@@ -144,8 +159,6 @@ static int on_header_field_complete(llhttp_t *p)
         for (int i = 0; i < HH_COUNT; i++)
             if (vl_strcaseeq_n(r->fname, r->fname_len, names[i]))
                 r->capture = i;
-    if (r->capture == HH_TRANSFER_ENCODING)
-        r->nte++;
     r->fname_len = 0;
     r->cur_len = 0;
     return 0;
@@ -202,52 +215,65 @@ static void clear_captures(struct http_resp *r)
     }
     free(r->te_codings);
     r->te_codings = NULL;
-    r->nte = 0;
+    r->te_chunked = 0;
     r->location_conflict = 0;
 }
 
 /* Transfer-Encoding (RFC 9112 §6.1): codings applied in order; chunked, if
  * there, must be the final one and is undone here; the others are left in
  * te_codings for the decoder.  Without chunked the body runs to the close
- * (§6.3 rule 4), which llhttp does for responses. */
-static int check_transfer_coding(struct http_resp *r)
+ * (§6.3 rule 4), which llhttp does for responses.  canon gets the list as
+ * llhttp is then shown it: names only, no parameters, no empty elements,
+ * so that llhttp's idea of "chunked" and ours cannot differ. */
+static int parse_te(struct http_resp *r, const char *v, size_t vlen, char *canon, size_t cap)
 {
-    const char *v = r->hdr[HH_TRANSFER_ENCODING];
-    if (!v)
-        return 0;
-    if (r->nte > 1)
-        return fail(r, "http: %d Transfer-Encoding header fields in one response", r->nte);
     char list[HTTP_MAX_TE_CODINGS * 16] = "";
-    size_t len = 0;
+    size_t len = 0, clen = 0;
     int n = 0, chunked_at = -1;
-    for (const char *s = v; *s;) {
-        while (*s == ',' || is_ows(*s))
+    canon[0] = '\0';
+    for (const char *s = v, *end = v + vlen; s < end;) {
+        while (s < end && (*s == ',' || is_ows(*s)))
             s++;
-        if (!*s)
+        if (s == end)
             break;
-        size_t tl = strcspn(s, ",; \t");
         const char *t = s;
-        s += strcspn(s, ",");
+        while (s < end && *s != ',' && *s != ';' && !is_ows(*s))
+            s++;
+        size_t tl = (size_t)(s - t);
+        while (s < end && is_ows(*s))
+            s++;
+        int params = s < end && *s == ';';
+        if (s < end && *s != ',' && !params)
+            return fail(r, "http: malformed Transfer-Encoding '%s'", SHOWN(v, vlen));
+        while (s < end && *s != ',')
+            s++; /* parameters: none is defined for these codings, so none is acted on */
         if (++n > HTTP_MAX_TE_CODINGS)
-            return fail(r, "http: Transfer-Encoding '%.100s' has more than %d codings", v,
-                        HTTP_MAX_TE_CODINGS);
+            return fail(r, "http: Transfer-Encoding '%s' has more than %d codings",
+                        SHOWN(v, vlen), HTTP_MAX_TE_CODINGS);
         if (chunked_at >= 0)
-            return fail(r, "http: Transfer-Encoding '%.100s': chunked is not the final coding", v);
-        if (vl_strcaseeq_n(t, tl, "chunked")) {
+            return fail(r, "http: Transfer-Encoding '%s': chunked is not the final coding",
+                        SHOWN(v, vlen));
+        int chunked = vl_strcaseeq_n(t, tl, "chunked");
+        if (chunked && params)
+            return fail(r, "http: Transfer-Encoding chunked with parameters");
+        if (chunked)
             chunked_at = n;
-            continue;
-        }
-        if (vl_strcaseeq_n(t, tl, "identity"))
-            continue; /* RFC 2616's no-op, still sent by a few servers */
-        if (!vl_strcaseeq_n(t, tl, "gzip") && !vl_strcaseeq_n(t, tl, "x-gzip") &&
-            !vl_strcaseeq_n(t, tl, "deflate"))
-            return fail(r, "http: unsupported transfer coding '%.*s'", (int)(tl > 40 ? 40 : tl),
-                        t);
-        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%.*s", len ? ", " : "",
-                                (int)tl, t);
+        else if (!vl_strcaseeq_n(t, tl, "identity") && !vl_strcaseeq_n(t, tl, "gzip") &&
+                 !vl_strcaseeq_n(t, tl, "x-gzip") && !vl_strcaseeq_n(t, tl, "deflate"))
+            return fail(r, "http: unsupported transfer coding '%s'", SHOWN(t, tl));
+        clen += (size_t)snprintf(canon + clen, cap - clen, "%s%.*s", clen ? ", " : "", (int)tl, t);
+        /* identity: RFC 2616's no-op, still sent by a few servers */
+        if (!chunked && !vl_strcaseeq_n(t, tl, "identity"))
+            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%.*s", len ? ", " : "",
+                                    (int)tl, t);
     }
+    if (n == 0)
+        return fail(r, "http: empty Transfer-Encoding");
+    r->te_chunked = chunked_at >= 0;
+    free(r->te_codings);
+    r->te_codings = NULL;
     if (len && !(r->te_codings = vl_strdup(list)))
-        return -1;
+        return -ENOMEM;
     return 0;
 }
 
@@ -266,10 +292,10 @@ static int on_headers_complete(llhttp_t *p)
         return fail(r, "http: unexpected 101 Switching Protocols");
     if (r->location_conflict)
         return fail(r, "http: several different Location header fields");
-    if (check_transfer_coding(r) < 0)
-        return -1;
     r->headers_done = 1;
     r->chunked = (p->flags & F_CHUNKED) != 0;
+    if (r->chunked != r->te_chunked)
+        return fail(r, "http: response head and body boundary unclear");
     r->has_content_length = (p->flags & F_CONTENT_LENGTH) != 0;
     r->content_length = p->content_length;
     /* RFC 9110 §6.4.1: no body after HEAD, 204 or 304, whatever
@@ -291,6 +317,10 @@ static int on_chunk_header(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct http_resp *r = R(p);
+    if (r->phase == HP_HEAD || r->phase == HP_TRAILERS)
+        /* llhttp saw the head end before our scan did: never let bytes of
+         * a head or trailer block become body */
+        return fail(r, "http: response head and body boundary unclear");
     r->body_bytes += len;
     int rc = r->on_body(r->data, at, len);
     if (rc < 0) {
@@ -306,7 +336,10 @@ static int on_message_complete(llhttp_t *p)
     struct http_resp *r = R(p);
     if (r->headers_done) {
         r->complete = 1;
-        r->keep_alive = llhttp_should_keep_alive(p);
+        /* RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means
+         * faulty framing; the connection closes after it. */
+        r->keep_alive = llhttp_should_keep_alive(p) &&
+                        !(r->hdr[HH_TRANSFER_ENCODING] && p->http_major == 1 && p->http_minor == 0);
     }
     return HPE_PAUSED; /* stop here: bytes after the message are not ours */
 }
@@ -379,8 +412,14 @@ static long llhttp_error(struct http_resp *r, llhttp_errno_t e)
 static long execute_all(struct http_resp *r, const char *p, size_t n)
 {
     llhttp_errno_t e = llhttp_execute(&r->parser, p, n);
-    if (e == HPE_OK || (e == HPE_PAUSED && (r->complete || r->got_interim)))
+    if (e == HPE_OK)
         return 0;
+    if (e == HPE_PAUSED && (r->complete || r->got_interim)) {
+        /* the message may end only where the bytes we handed over end */
+        if (llhttp_get_error_pos(&r->parser) != p + n)
+            return fail(r, "http: response head and body boundary unclear");
+        return 0;
+    }
     return llhttp_error(r, e);
 }
 
@@ -405,14 +444,8 @@ static int check_status_line(struct http_resp *r, const char *s, size_t n)
     else if (s[9] == '0')
         what = "status code below 100";
     if (what) {
-        char shown[64];
-        size_t k = 0;
-        for (size_t i = 0; i < n && k + 4 < sizeof(shown); i++)
-            k += (size_t)snprintf(shown + k, sizeof(shown) - k,
-                                  isprint((unsigned char)s[i]) ? "%c" : "\\x%02x",
-                                  (unsigned char)s[i]);
-        return fail(r, "http: malformed status line (%s): '%s%s'", what, shown,
-                    k + 4 >= sizeof(shown) ? "..." : "");
+        char q[64];
+        return fail(r, "http: malformed status line (%s): '%s'", what, shown(q, sizeof(q), s, n));
     }
     return 0;
 }
@@ -562,22 +595,188 @@ static long after_head(struct http_resp *r)
     return 0;
 }
 
+/* RFC 9112 §2.2: a bare CR is invalid.  Rejected, not replaced: loose
+ * llhttp takes CR as a line end and skips the next byte unchecked, so a
+ * "\r" inside a block would end the head early there. */
+static int has_bare_cr(const char *b, size_t n)
+{
+    for (const char *p = b, *end = b + n; (p = memchr(p, '\r', (size_t)(end - p))); p++)
+        if (p + 1 == end || p[1] != '\n')
+            return 1;
+    return 0;
+}
+
+/* ---- framing fields (RFC 9112 §6.3) */
+
+/* Is this field line (normalised: no OWS before the colon) named `name`? */
+static int line_is(const char *l, size_t n, const char *name)
+{
+    size_t k = strlen(name);
+    return n > k && l[k] == ':' && strncasecmp(l, name, k) == 0;
+}
+
+static void trim_ows(const char **v, size_t *n)
+{
+    while (*n && is_ows(**v))
+        (*v)++, (*n)--;
+    while (*n && is_ows((*v)[*n - 1]))
+        (*n)--;
+}
+
+/* RFC 9110 §5.6.2: the length of the token at the start of s. */
+static size_t strspn_token(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (isalnum((unsigned char)s[i]) || strchr("!#$%&'*+-.^_`|~", s[i])) && s[i])
+        i++;
+    return i;
+}
+
+
+/* Content-Length = 1*DIGIT.  A list of identical values, in one field line
+ * ("5, 5") or in repeated ones, is taken as that one value (RFC 9110 §8.6),
+ * as curl does; differing values, empty elements or anything but digits
+ * fail.  num gets the value without leading zeros (at most 20 digits:
+ * llhttp then checks it fits 64 bits). */
+static int parse_cl(struct http_resp *r, const char *v, size_t vlen, char *num, size_t *numlen)
+{
+    for (const char *s = v, *end = v + vlen;; s++) {
+        while (s < end && is_ows(*s))
+            s++;
+        const char *d = s;
+        while (s < end && isdigit((unsigned char)*s))
+            s++;
+        const char *dend = s;
+        while (s < end && is_ows(*s))
+            s++;
+        if (d == dend || (s < end && *s != ','))
+            return fail(r, "http: malformed Content-Length '%s'", SHOWN(v, vlen));
+        while (dend - d > 1 && *d == '0')
+            d++;
+        size_t dl = (size_t)(dend - d);
+        if (dl > 20)
+            return fail(r, "http: Content-Length '%s' is too large", SHOWN(v, vlen));
+        if (*numlen && (*numlen != dl || memcmp(num, d, dl) != 0))
+            return fail(r, "http: Content-Length values differ ('%s' after '%.*s')",
+                        SHOWN(v, vlen), (int)*numlen, num);
+        memcpy(num, d, dl);
+        *numlen = dl;
+        if (s == end)
+            return 0;
+    }
+}
+
+/* The head b without its Content-Length and Transfer-Encoding lines, then
+ * the canonical ones (num/te NULL: none).  0 or -ENOMEM. */
+static int rewrite_framing(const char *b, size_t n, const char *first, const char *num,
+                           size_t numlen, const char *te, const char **out, size_t *outlen)
+{
+    char *o = malloc(n + HTTP_MAX_TE_CODINGS * 16 + 64);
+    if (!o)
+        return -ENOMEM;
+    size_t k = (size_t)(first - b);
+    memcpy(o, b, k);
+    for (const char *l = first, *end = b + n, *nl;
+         (nl = memchr(l, '\n', (size_t)(end - l))) && nl > l + 1; l = nl + 1) {
+        size_t len = (size_t)(nl - l) - 1;
+        if (line_is(l, len, "content-length") || line_is(l, len, "transfer-encoding"))
+            continue;
+        memcpy(o + k, l, len + 2);
+        k += len + 2;
+    }
+    if (num)
+        k += (size_t)sprintf(o + k, "Content-Length: %.*s\r\n", (int)numlen, num);
+    if (te)
+        k += (size_t)sprintf(o + k, "Transfer-Encoding: %s\r\n", te);
+    memcpy(o + k, "\r\n", 2);
+    *out = o;
+    *outlen = k + 2;
+    return 0;
+}
+
+/* Check the framing fields of a head (CRLF line ends, as normalised) and,
+ * where needed, rewrite them the way llhttp is to see them: one
+ * Content-Length with one value, Transfer-Encoding as a plain list of
+ * coding names.  An interim response's are dropped: it has no content,
+ * whatever they say.  *out is b itself when nothing changes, else a
+ * malloc'ed copy. */
+static int frame_fields(struct http_resp *r, const char *b, size_t n, const char **out,
+                        size_t *outlen)
+{
+    int interim = b[9] == '1'; /* the status line is checked */
+    char num[21], te[HTTP_MAX_TE_CODINGS * 16];
+    size_t numlen = 0;
+    int ncl = 0, nte = 0, rewrite = 0;
+    const char *first = (const char *)memchr(b, '\n', n) + 1, *end = b + n;
+    *out = b;
+    *outlen = n;
+    for (const char *l = first, *nl; (nl = memchr(l, '\n', (size_t)(end - l))); l = nl + 1) {
+        size_t len = (size_t)(nl - l) - 1; /* without its CR */
+        if (len == 0)
+            break;
+        /* RFC 9112 §5.1: field-name is a token, right before the colon;
+         * loose llhttp takes "Content Length: 5" as some other field, and
+         * the body as running to the close. */
+        size_t name = strspn_token(l, len);
+        if (name == 0 || name == len || l[name] != ':')
+            return fail(r, "http: malformed header field name in '%s'", SHOWN(l, len));
+        int cl = line_is(l, len, "content-length"), tenc = line_is(l, len, "transfer-encoding");
+        if (!cl && !tenc)
+            continue;
+        size_t k = cl ? 15 : 18, vlen = len - k;
+        const char *v = l + k;
+        trim_ows(&v, &vlen);
+        ncl += cl;
+        nte += tenc;
+        if (interim) {
+            rewrite = 1;
+            continue;
+        }
+        if (tenc && nte > 1)
+            return fail(r, "http: %d Transfer-Encoding header fields in one response", nte);
+        int rc = cl ? parse_cl(r, v, vlen, num, &numlen) : parse_te(r, v, vlen, te, sizeof(te));
+        if (rc < 0)
+            return rc;
+        if (cl ? ncl > 1 || vlen != numlen || memcmp(v, num, numlen) != 0
+               : strlen(te) != vlen || memcmp(v, te, vlen) != 0)
+            rewrite = 1;
+    }
+    if (ncl && nte && !interim)
+        return fail(r, "http: both Transfer-Encoding and Content-Length in response "
+                       "(RFC 9112 6.3)");
+    if (!rewrite)
+        return 0;
+    return rewrite_framing(b, n, first, ncl && !interim ? num : NULL, numlen,
+                           nte && !interim ? te : NULL, out, outlen);
+}
+
 static long parse_block(struct http_resp *r, const char *b, size_t n)
 {
     int head = r->phase == HP_HEAD;
+    if (has_bare_cr(b, n))
+        return fail(r, "http: CR without LF in the response %s (RFC 9112 2.2)",
+                    head ? "head" : "trailers");
     if (head && check_status_line(r, b, (size_t)((const char *)memchr(b, '\n', n) - b)) < 0)
         return -VL_EHTTP;
-    long rc;
+    char *norm = NULL, *framed = NULL;
+    const char *blk = b;
+    size_t len = n;
+    long rc = 0;
     if (needs_normalising(b, n)) {
-        size_t len;
-        char *nb = normalise(r, b, n, head, &len);
-        if (!nb)
+        if (!(norm = normalise(r, b, n, head, &len)))
             return r->err[0] ? -VL_EHTTP : -ENOMEM;
-        rc = execute_all(r, nb, len);
-        free(nb);
-    } else {
-        rc = execute_all(r, b, n);
+        blk = norm;
     }
+    if (head) {
+        const char *f;
+        rc = frame_fields(r, blk, len, &f, &len);
+        if (f != blk)
+            blk = framed = (char *)f;
+    }
+    if (rc >= 0)
+        rc = execute_all(r, blk, len);
+    free(norm);
+    free(framed);
     if (rc < 0)
         return rc;
     if (head)

@@ -40,7 +40,11 @@ typedef int http_body_fn(void *data, const char *chunk, size_t len);
  * them: bare LF line ends (RFC 9112 §2.2), obs-fold (§5.2) and trailing
  * whitespace (OWS) are rewritten, so a field reaches the callbacks in one
  * piece and every size limit counts the bytes as sent, however they were
- * split across reads.  Chunk-size lines and the CRLF after chunk data are
+ * split across reads.  The head's framing fields are parsed here once and
+ * shown to llhttp in one canonical form (one Content-Length value, a plain
+ * Transfer-Encoding list), so llhttp cannot frame the body differently
+ * from how we read them; a bare CR or a field name that is not a token
+ * fails the response.  Chunk-size lines and the CRLF after chunk data are
  * checked here too: Debian's llhttp 8.1 (loose mode) skips those two bytes
  * unchecked, and rejects valid chunk extensions. */
 enum http_phase {
@@ -89,7 +93,7 @@ struct http_resp {
     int capture;               /* which HH_* the current value belongs to, or -1 */
     char *cur;                 /* the captured value of the current field line */
     size_t cur_len, cur_cap;
-    int nte;                   /* Transfer-Encoding field lines */
+    int te_chunked;            /* our reading of Transfer-Encoding: chunked is final */
     int location_conflict;     /* two different Location values */
     char *hdr[HH_COUNT];       /* captured values (malloc'ed, OWS trimmed) */
     char *te_codings;          /* transfer codings to undo, chunked removed, or NULL */

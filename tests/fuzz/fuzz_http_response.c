@@ -12,7 +12,10 @@
  * always comes with a message.
  *
  * It found the header bound counting a split field name twice (fixed: heads
- * are now counted as received; regressions/http_response/ keeps the input). */
+ * are now counted as received; regressions/http_response/ keeps the input),
+ * and a bare CR inside a head, which loose llhttp took as the end of the
+ * head, delivering the rest of the block as body when fed whole
+ * (bare-cr-ends-head-early-in-llhttp; bare CRs are now rejected). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -229,6 +229,25 @@ static void an_empty_body_with_a_coding_decodes_to_nothing(void **state)
     assert_int_equal(out.len, 0);
 }
 
+static void an_outer_stream_that_ends_empty_leaves_the_inner_coding_truncated(void **state)
+{
+    (void)state;
+    /* "gzip, br": a valid empty br stream carried no gzip stream at all;
+     * an empty body was reported as the decoded content. */
+    struct buf none = {0};
+    struct buf br = encode("br", &none), gz = encode("gzip", &none);
+    expect_fail("gzip, br", &br, "gzip stream truncated");
+    expect_fail("zstd, gzip", &gz, "zstd stream truncated");
+    /* the empty content, properly coded twice, is still fine */
+    struct buf twice = encode("br", &gz), out = {0};
+    char err[128] = "";
+    assert_int_equal(decode("gzip, br", &twice, 0, &out, err, sizeof(err)), 0);
+    assert_int_equal(out.len, 0);
+    free(br.p);
+    free(gz.p);
+    free(twice.p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +255,7 @@ int main(void)
         cmocka_unit_test(unknown_codings_and_long_stacks_fail_by_name),
         cmocka_unit_test(corrupt_and_truncated_streams_fail),
         cmocka_unit_test(an_empty_body_with_a_coding_decodes_to_nothing),
+        cmocka_unit_test(an_outer_stream_that_ends_empty_leaves_the_inner_coding_truncated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

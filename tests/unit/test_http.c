@@ -1031,6 +1031,263 @@ static void retry_after_accepts_every_http_date_form(void **state)
     assert_int_equal(http_retry_after_us(NULL, now), -1);
 }
 
+/* ----------------------------------------------- hostile framing (review) */
+
+/* Each case is fed whole and byte by byte: it must complete with exactly
+ * this body, or fail with this message. */
+struct framing_case {
+    const char *raw;
+    const char *body; /* NULL: an error */
+    const char *err;  /* expected message part when body is NULL */
+};
+
+static void expect_cases(const struct framing_case *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (int m = 0; m < NMODES; m++) {
+            struct parsed p;
+            size_t len = strlen(c[i].raw);
+            parse(&p, c[i].raw, len, m, 0, 65536);
+            if (c[i].body) {
+                long want = (long)(strstr(c[i].raw, "NEXT") ? strstr(c[i].raw, "NEXT") - c[i].raw
+                                                            : (long)len);
+                expect_complete(&p, want, p.r.status, c[i].body, strlen(c[i].body));
+            } else {
+                expect_error(&p, p.rc, c[i].raw, c[i].err);
+                if (p.body_len)
+                    fail_msg("%s: %zu body bytes delivered before the error for %s", p.mode,
+                             p.body_len, c[i].raw);
+            }
+            http_resp_free(&p.r);
+        }
+}
+
+static void content_length_list_of_one_value_is_that_length_and_any_other_fails(void **state)
+{
+    (void)state;
+    /* curl's rule (RFC 9110 §8.6): identical values, listed or repeated,
+     * are one length; llhttp alone rejected both forms, and said the
+     * second was "both Transfer-Encoding and Content-Length". */
+    static const struct framing_case c[] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhelloNEXT", "hello", NULL},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX: y\r\nContent-Length:  5 \r\n\r\nhelloNEXT",
+         "hello", NULL},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 005,5\r\n\r\nhelloNEXT", "hello", NULL},
+        {"HTTP/1.1 200 OK\nContent-Length: 2\nContent-Length: 2\n\nhiNEXT", "hi", NULL},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello!", NULL,
+         "Content-Length values differ ('5, 6' after '5')"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nContent-Length: 5\r\n\r\nhello!", NULL,
+         "Content-Length values differ ('5' after '6')"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5,\r\n\r\nhello", NULL, "malformed Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5 5\r\n\r\nhello", NULL, "malformed Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nhello", NULL, "malformed Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello", NULL, "malformed Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 0x5\r\n\r\nhello", NULL, "malformed Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\nhello", NULL, "malformed Content-Length"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\nx", NULL,
+         "Content-Length overflow"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 123456789012345678901\r\n\r\nx", NULL,
+         "is too large"},
+        {"HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\nhello", NULL, "malformed header field name"},
+    };
+    expect_cases(c, sizeof(c) / sizeof(c[0]));
+    /* The largest length is taken as it is and is simply never reached. */
+    static const char huge[] = "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\nab";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, huge, m, 0);
+        assert_int_equal(p.r.content_length, UINT64_MAX);
+        expect_error(&p, http_resp_eof(&p.r), "eof 2 bytes into 2^64-1", "body shorter");
+        http_resp_free(&p.r);
+    }
+}
+
+static void transfer_encoding_is_framed_as_llhttp_is_shown_it(void **state)
+{
+    (void)state;
+    /* llhttp took "chunked, " and "chunked ;q=1" as not chunked, and read
+     * the chunk framing to the close as if it were the body, while our
+     * own reading said chunked: raw "2\r\nhi\r\n0..." came back as a 200. */
+    static const struct framing_case c[] = {
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, \r\n\r\n2\r\nhi\r\n0\r\n\r\nNEXT", "hi",
+         NULL},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: ,CHUNKED\t\r\n\r\n2\r\nhi\r\n0\r\n\r\nNEXT", "hi",
+         NULL},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity , chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nNEXT",
+         "hi", NULL},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chun\r\n ked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", NULL,
+         "malformed Transfer-Encoding"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked ;q=1\r\n\r\n2\r\nhi\r\n0\r\n\r\n", NULL,
+         "chunked with parameters"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked;x=1\r\n\r\n2\r\nhi\r\n0\r\n\r\n", NULL,
+         "chunked with parameters"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked x\r\n\r\n2\r\nhi\r\n0\r\n\r\n", NULL,
+         "malformed Transfer-Encoding"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: \"chunked\"\r\n\r\n2\r\nhi\r\n0\r\n\r\n", NULL,
+         "unsupported transfer coding"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: , \r\n\r\n2\r\nhi\r\n0\r\n\r\n", NULL,
+         "empty Transfer-Encoding"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0"
+         "\r\n\r\n",
+         NULL, "both Transfer-Encoding and Content-Length"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 2\r\n\r\nhi", NULL,
+         "both Transfer-Encoding and Content-Length"},
+    };
+    expect_cases(c, sizeof(c) / sizeof(c[0]));
+    /* Parameters on the other codings are not acted on, and not passed on. */
+    static const char gz[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip;q=1 , chunked\r\n\r\n"
+                             "0\r\n\r\n";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, gz, m, 0);
+        expect_complete(&p, sizeof(gz) - 1, 200, "", 0);
+        assert_string_equal(p.r.te_codings, "gzip");
+        http_resp_free(&p.r);
+    }
+}
+
+static void bare_cr_in_a_head_or_trailers_is_rejected(void **state)
+{
+    (void)state;
+    /* Loose llhttp ends a line at a CR and skips the next byte unchecked:
+     * "\r" + "C" ended the head there and "ontent-Length: 1..." became a
+     * close-delimited body (found by fuzz_http_response; regression
+     * bare-cr-ends-head-early-in-llhttp). */
+    static const struct framing_case c[] = {
+        {"HTTP/1.1 200 OK\r\nX-A: a\r\n\rContent-Length: 1\r\n\r\nx", NULL, "CR without LF"},
+        {"HTTP/1.1 200 OK\rContent-Length: 1\r\n\r\nx", NULL, "CR without LF"},
+        {"HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 1\r\n\r\nx", NULL, "CR without LF"},
+        {"HTTP/1.1 204 OK\r\nX-A: a\r\n\rX: y\r\n\r\n", NULL, "CR without LF"},
+        {"HTTP/1.1 100 Continue\r\n\rX: y\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+         NULL, "CR without LF"},
+    };
+    expect_cases(c, sizeof(c) / sizeof(c[0]));
+    static const char trailer[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  "2\r\nhi\r\n0\r\n\rX-T: ab\r\n\r\n";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, trailer, m, 0);
+        expect_error(&p, p.rc, "a bare CR in the trailers", "CR without LF in the response trailers");
+        assert_false(p.r.complete);
+        http_resp_free(&p.r);
+        static const char nul[] = "HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 1\r\n\r\nx";
+        PARSE(&p, nul, m, 0);
+        expect_error(&p, p.rc, "a NUL in a field value", "malformed response");
+        http_resp_free(&p.r);
+    }
+}
+
+static void field_name_must_be_a_token_and_messages_escape_server_bytes(void **state)
+{
+    (void)state;
+    /* Loose llhttp took "Content Length: 1" as some other field and read
+     * the body to the close. */
+    static const struct framing_case c[] = {
+        {"HTTP/1.1 200 OK\r\nContent Length: 1\r\n\r\nabc", NULL,
+         "malformed header field name in 'Content Length: 1'"},
+        {"HTTP/1.1 200 OK\r\n: x\r\n\r\nabc", NULL, "malformed header field name"},
+        {"HTTP/1.1 200 OK\r\nnocolon\r\n\r\nabc", NULL, "malformed header field name"},
+        {"HTTP/1.1 200 OK\r\nX-\x1b[31m: x\r\n\r\nabc", NULL, "name in 'X-\\x1b[31m: x'"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: \x1b]0;t\x07\r\n\r\nabc", NULL,
+         "coding '\\x1b]0'"},
+        {"HTTP/1.1 2x0 OK\x1b\r\n\r\n", NULL, "'HTTP/1.1 2x0 OK\\x1b'"},
+    };
+    expect_cases(c, sizeof(c) / sizeof(c[0]));
+}
+
+static void interim_framing_fields_are_ignored(void **state)
+{
+    (void)state;
+    static const struct framing_case c[] = {
+        {"HTTP/1.1 103 Early Hints\r\nContent-Length: 5, 6\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiNEXT",
+         "hi", NULL},
+        {"HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2"
+         "\r\n\r\nhiNEXT",
+         "hi", NULL},
+    };
+    expect_cases(c, sizeof(c) / sizeof(c[0]));
+}
+
+static void chunk_sizes_and_zero_chunk_extensions(void **state)
+{
+    (void)state;
+    static const struct framing_case c[] = {
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0;ext=\"a;b\"\r\n\r\nNEXT",
+         "hi", NULL},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0 ; e\r\nT: x\r\n\r\nNEXT",
+         "hi", NULL},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0002\r\nhi\r\n0\r\n\r\nNEXT", "hi",
+         NULL},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nhi", NULL,
+         "malformed chunked body"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nhi\r\n0\r\n\r\n", NULL,
+         "malformed chunked body"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nhi\r\n0\r\n\r\n", NULL,
+         "malformed chunked body"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n;e\r\nhi\r\n0\r\n\r\n", NULL,
+         "malformed chunked body"},
+        /* Framing fields in trailers change nothing (RFC 9110 §6.5.1). */
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nContent-Length: 9"
+         "\r\nTransfer-Encoding: chunked\r\n\r\nNEXT",
+         "hi", NULL},
+    };
+    expect_cases(c, sizeof(c) / sizeof(c[0]));
+    /* The largest chunk size is taken, then simply not reached. */
+    static const char big[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "ffffffffffffffff\r\nhi";
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        PARSE(&p, big, m, 0);
+        expect_error(&p, http_resp_eof(&p.r), "eof in a 2^64-1 chunk", "truncated chunked body");
+        http_resp_free(&p.r);
+    }
+}
+
+static void keep_alive_is_judged_by_version_connection_and_framing(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *raw;
+        int keep_alive;
+    } c[] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", 1},
+        {"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx", 0},
+        {"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx", 1},
+        {"HTTP/1.1 200 OK\r\nConnection: close, keep-alive\r\nContent-Length: 1\r\n\r\nx", 0},
+        {"HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 1\r\n\r\nx", 0},
+        /* RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing */
+        {"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "1\r\nx\r\n0\r\n\r\n", 0},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n", 1},
+    };
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+        for (int m = 0; m < NMODES; m++) {
+            struct parsed p;
+            parse(&p, c[i].raw, strlen(c[i].raw), m, 0, 65536);
+            expect_complete(&p, (long)strlen(c[i].raw), 200, "x", 1);
+            if (p.r.keep_alive != c[i].keep_alive)
+                fail_msg("%s: keep_alive %d, expected %d for %s", p.mode, p.r.keep_alive,
+                         c[i].keep_alive, c[i].raw);
+            http_resp_free(&p.r);
+        }
+}
+
+static void status_line_longer_than_the_bound_fails_early(void **state)
+{
+    (void)state;
+    char raw[2048];
+    int n = snprintf(raw, sizeof(raw), "HTTP/1.1 200 ");
+    memset(raw + n, 'r', 1500);
+    n += 1500;
+    for (int m = 0; m < NMODES; m++) {
+        struct parsed p;
+        parse(&p, raw, (size_t)n, m, 0, 1024); /* no line end at all yet */
+        expect_error(&p, p.rc, "a 1.5 KB status line with a 1 KB bound", "header block over 1024");
+        http_resp_free(&p.r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1072,6 +1329,14 @@ int main(void)
         cmocka_unit_test(location_is_a_singleton),
         cmocka_unit_test(a_long_location_arrives_whole),
         cmocka_unit_test(retry_after_accepts_every_http_date_form),
+        cmocka_unit_test(content_length_list_of_one_value_is_that_length_and_any_other_fails),
+        cmocka_unit_test(transfer_encoding_is_framed_as_llhttp_is_shown_it),
+        cmocka_unit_test(bare_cr_in_a_head_or_trailers_is_rejected),
+        cmocka_unit_test(interim_framing_fields_are_ignored),
+        cmocka_unit_test(field_name_must_be_a_token_and_messages_escape_server_bytes),
+        cmocka_unit_test(chunk_sizes_and_zero_chunk_extensions),
+        cmocka_unit_test(keep_alive_is_judged_by_version_connection_and_framing),
+        cmocka_unit_test(status_line_longer_than_the_bound_fails_early),
     };
     alarm(60); /* a hung test must not hang the suite */
     return cmocka_run_group_tests_name("http", tests, NULL, NULL);
