@@ -121,25 +121,6 @@ static const char *shown(char *out, size_t cap, const char *s, size_t n)
 
 #define SHOWN(s, n) shown((char[104]){0}, 104, (s), (n))
 
-/* Append n bytes to a growable buffer; 0 or -1 (out of memory). */
-static int grow_put(char **buf, size_t *len, size_t *cap, const char *p, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        size_t c = *cap ? *cap : 256;
-        while (c < *len + n + 1)
-            c *= 2;
-        char *b = realloc(*buf, c);
-        if (!b)
-            return -1;
-        *buf = b;
-        *cap = c;
-    }
-    memcpy(*buf + *len, p, n);
-    *len += n;
-    (*buf)[*len] = '\0';
-    return 0;
-}
-
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct http_resp *r = R(p);
@@ -160,7 +141,7 @@ static int on_header_field_complete(llhttp_t *p)
             if (vl_strcaseeq_n(r->fname, r->fname_len, names[i]))
                 r->capture = i;
     r->fname_len = 0;
-    r->cur_len = 0;
+    r->cur.len = 0;
     return 0;
 }
 
@@ -169,7 +150,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     struct http_resp *r = R(p);
     if (r->capture < 0)
         return 0;
-    return grow_put(&r->cur, &r->cur_len, &r->cur_cap, at, len);
+    vl_buf_add(&r->cur, at, len);
+    return r->cur.oom ? -1 : 0;
 }
 
 static int is_ows(char c) { return c == ' ' || c == '\t'; }
@@ -182,8 +164,8 @@ static int on_header_value_complete(llhttp_t *p)
     r->capture = -1;
     if (h < 0)
         return 0;
-    const char *v = r->cur ? r->cur : "";
-    size_t n = r->cur_len;
+    const char *v = vl_buf_str(&r->cur);
+    size_t n = r->cur.len;
     while (n && is_ows(*v))
         v++, n--;
     while (n && is_ows(v[n - 1]))
@@ -384,10 +366,8 @@ void http_resp_init(struct http_resp *r, size_t max_header_bytes, int head_reque
 void http_resp_free(struct http_resp *r)
 {
     clear_captures(r);
-    free(r->blk);
-    free(r->cur);
-    r->blk = r->cur = NULL;
-    r->blk_len = r->blk_cap = r->cur_len = r->cur_cap = 0;
+    vl_buf_free(&r->blk);
+    vl_buf_free(&r->cur);
 }
 
 static long llhttp_error(struct http_resp *r, llhttp_errno_t e)
@@ -562,13 +542,14 @@ static long take_block(struct http_resp *r, const char *p, size_t n)
         if (memcmp(r->prefix, "HTTP/", r->prefix_len) != 0)
             return fail(r, "http: malformed status line (not an HTTP/1 response)");
     }
-    if (!end || r->blk_len) {
-        if (grow_put(&r->blk, &r->blk_len, &r->blk_cap, p + skip, used) < 0)
+    if (!end || r->blk.len) {
+        vl_buf_add(&r->blk, p + skip, used);
+        if (r->blk.oom)
             return -ENOMEM;
         if (!end)
             return (long)n;
-        long rc = parse_block(r, r->blk, r->blk_len);
-        r->blk_len = 0;
+        long rc = parse_block(r, r->blk.p, r->blk.len);
+        r->blk.len = 0;
         return rc < 0 ? rc : (long)(skip + used);
     }
     long rc = parse_block(r, p + skip, used); /* whole in this read: no copy */

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "util.h"
+
 struct http_head_spec {
     const char *method;
     const char *target;
@@ -71,8 +73,7 @@ struct http_resp {
     uint64_t bytes_in;         /* every byte fed, interim responses included */
     int interim;               /* 1xx responses skipped */
     int got_interim;           /* the head just parsed was a 1xx */
-    char *blk;                 /* a head block split across reads, collected */
-    size_t blk_len, blk_cap;
+    struct vl_buf blk;         /* a head block split across reads, collected */
     size_t line_len;           /* bytes of the current line of the block */
     int line_cr;               /* ... whose last byte was CR */
     int started;               /* the status line has begun (blank lines before it skipped) */
@@ -91,8 +92,7 @@ struct http_resp {
     char fname[24];            /* the header name being read, if short */
     size_t fname_len;
     int capture;               /* which HH_* the current value belongs to, or -1 */
-    char *cur;                 /* the captured value of the current field line */
-    size_t cur_len, cur_cap;
+    struct vl_buf cur;         /* the captured value of the current field line */
     int te_chunked;            /* our reading of Transfer-Encoding: chunked is final */
     int location_conflict;     /* two different Location values */
     char *hdr[HH_COUNT];       /* captured values (malloc'ed, OWS trimmed) */
