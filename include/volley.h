@@ -233,6 +233,9 @@ typedef struct vl_client_opts {
     void *trace_data;
     int read_ahead;             /* requests a gather keeps started: in flight plus waiting
                                    in their hosts' queues (0: 4 x concurrency) */
+    double rate_per_s;          /* request starts per second over the client (0: no limit) */
+    double per_host_rate_per_s; /* request starts per second to one host (0: no limit) */
+    double per_host_delay_s;    /* least time between request starts to one host (0) */
 } vl_client_opts;
 
 /* Fill opts with the defaults above. */
@@ -290,6 +293,7 @@ typedef struct vl_result {          /* valid only during the result callback */
     int reused;                     /* the last attempt used a pooled connection */
     int attempts;                   /* attempts made (1 + retries) */
     void *user;
+    double throttled_ms;            /* time waited for a rate limit or a host's pause */
 } vl_result;
 
 typedef void vl_result_cb(const vl_result *result, void *data);

@@ -110,7 +110,10 @@ static int check_opts(const vl_client_opts *o, char *err, size_t errlen)
         vl_fmt(err, errlen, "concurrency must be at least 1");
         return -VL_EUSAGE;
     }
-    if (o->per_host < 0 || o->max_redirs < 0 || o->retry < 0 || o->read_ahead < 0) {
+    if (o->per_host < 0 || o->max_redirs < 0 || o->retry < 0 || o->read_ahead < 0 ||
+        !(o->rate_per_s >= 0 && o->rate_per_s <= 1e6) ||
+        !(o->per_host_rate_per_s >= 0 && o->per_host_rate_per_s <= 1e6) ||
+        !(o->per_host_delay_s >= 0 && o->per_host_delay_s <= 86400)) {
         vl_fmt(err, errlen, "limits must not be negative");
         return -VL_EUSAGE;
     }
@@ -126,6 +129,8 @@ static int check_opts(const vl_client_opts *o, char *err, size_t errlen)
     }
     return 0;
 }
+
+static void sched_trace(void *ctx, const char *line) { client_trace(ctx, "%s", line); }
 
 /* Fetches in flight stay below the open-file limit: each may hold a socket,
  * a second happy-eyeballs attempt, an idle pooled connection and an output
@@ -170,8 +175,15 @@ int vl_client_new(vl_loop *loop, const vl_client_opts *opts, vl_client **out, ch
     if (rc == 0)
         rc = dns_new(loop, &c->opts, &c->dns, err, errlen);
     if (rc == 0)
+    {
         sched_init(&c->sched, loop, max_in_flight(opts->concurrency), fetch_host_has_room,
-                   fetch_sched_start, c);
+                   fetch_sched_start, opts->trace ? sched_trace : NULL, c);
+        double host_s = opts->per_host_rate_per_s > 0 ? 1.0 / opts->per_host_rate_per_s : 0;
+        if (opts->per_host_delay_s > host_s)
+            host_s = opts->per_host_delay_s;
+        sched_set_rates(&c->sched, opts->rate_per_s > 0 ? (uint64_t)(1e6 / opts->rate_per_s) : 0,
+                        (uint64_t)(host_s * 1e6));
+    }
     if (rc < 0) {
         if (rc == -ENOMEM)
             vl_fmt(err, errlen, "out of memory");
@@ -186,6 +198,7 @@ void vl_client_free(vl_client *c)
 {
     if (!c)
         return;
+    sched_free(&c->sched);
     if (c->pool.buckets)
         pool_free(&c->pool);
     dns_free(c->dns);

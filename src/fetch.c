@@ -232,6 +232,7 @@ static void deliver(vl_loop *loop, void *data)
     r.reused = f->reused;
     r.attempts = f->attempts;
     r.user = f->user;
+    r.throttled_ms = (double)f->item.throttled_us / 1000.0;
     f->cb(&r, f->cb_data);
 
     cl->nfetches--;
@@ -861,13 +862,18 @@ static void follow_redirect(vl_fetch *f)
     }
     reset_response(f);
     set_state(f, F_QUEUED);
-    try_acquire(f);
+    /* a new request: through its host's queue, so that host's limits and
+     * rate hold for it, first in line there */
+    sched_queue(&cl->sched, &f->item, 1);
 }
 
 static void response_complete(vl_fetch *f, int leftover)
 {
     if (leftover)
         f->resp.keep_alive = 0; /* bytes after the response: never reuse */
+    /* every complete response tells the scheduler how the host is doing */
+    sched_feedback(&f->cl->sched, f->host, f->resp.status,
+                   http_resume_after_us(&f->resp, time(NULL)));
     if (will_follow(f)) {
         follow_redirect(f);
         return;

@@ -133,8 +133,9 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *p)
 {
     struct http_resp *r = R(p);
-    static const char *const names[HH_COUNT] = {"location", "content-encoding", "retry-after",
-                                                "transfer-encoding"};
+    static const char *const names[HH_COUNT] = {"location",          "content-encoding",
+                                                "retry-after",       "transfer-encoding",
+                                                "ratelimit-reset",   "x-ratelimit-reset"};
     r->capture = -1;
     if (r->fname_len < sizeof(r->fname) && r->phase == HP_HEAD)
         for (int i = 0; i < HH_COUNT; i++)
@@ -171,7 +172,7 @@ static int on_header_value_complete(llhttp_t *p)
     while (n && is_ows(v[n - 1]))
         n--;
     char *old = r->hdr[h];
-    if (old && (h == HH_LOCATION || h == HH_RETRY_AFTER)) {
+    if (old && h != HH_CONTENT_ENCODING && h != HH_TRANSFER_ENCODING) { /* singletons */
         if (h == HH_LOCATION && (strlen(old) != n || memcmp(old, v, n) != 0))
             r->location_conflict = 1;
         return 0;
@@ -950,4 +951,25 @@ int64_t http_retry_after_us(const char *v, time_t now)
         return (d < RETRY_AFTER_CLAMP_S ? d : RETRY_AFTER_CLAMP_S) * 1000000;
     }
     return -1;
+}
+
+int64_t http_resume_after_us(const struct http_resp *r, time_t now)
+{
+    int64_t us = http_retry_after_us(r->hdr[HH_RETRY_AFTER], now);
+    if (us >= 0)
+        return us;
+    us = http_retry_after_us(r->hdr[HH_RATELIMIT_RESET], now);
+    if (us >= 0)
+        return us;
+    const char *x = r->hdr[HH_X_RATELIMIT_RESET];
+    if (!x || *x < '0' || *x > '9')
+        return -1;
+    char *end;
+    long long v = strtoll(x, &end, 10); /* saturates: clamped below */
+    if (*end)
+        return -1;
+    long long d = v > 1000000000LL ? v - (long long)now : v;
+    if (d < 0)
+        d = 0;
+    return (int64_t)(d < RETRY_AFTER_CLAMP_S ? d : RETRY_AFTER_CLAMP_S) * 1000000;
 }

@@ -33,7 +33,15 @@ int http_header_is(const char *line, const char *name);
  * (Content-Encoding, Transfer-Encoding) are joined with ", " when repeated
  * (RFC 9110 §5.3); Location and Retry-After are singletons: the first one
  * counts, and two different Locations fail the response. */
-enum { HH_LOCATION, HH_CONTENT_ENCODING, HH_RETRY_AFTER, HH_TRANSFER_ENCODING, HH_COUNT };
+enum {
+    HH_LOCATION,
+    HH_CONTENT_ENCODING,
+    HH_RETRY_AFTER,
+    HH_TRANSFER_ENCODING,
+    HH_RATELIMIT_RESET,   /* RateLimit-Reset (IETF draft): seconds */
+    HH_X_RATELIMIT_RESET, /* X-RateLimit-Reset: seconds, or a Unix time (GitHub's) */
+    HH_COUNT
+};
 
 typedef int http_body_fn(void *data, const char *chunk, size_t len);
 
@@ -117,5 +125,9 @@ int http_resp_eof(struct http_resp *r);
  * (0 for a date in the past), clamped to a day.  -1 when v is NULL or not
  * one of those. */
 int64_t http_retry_after_us(const char *v, time_t now);
+/* When may a 429/503's sender be asked again, in µs from now: Retry-After,
+ * else RateLimit-Reset, else X-RateLimit-Reset (delta seconds, or a Unix
+ * time when over 10^9), clamped to a day; -1 when none says. */
+int64_t http_resume_after_us(const struct http_resp *r, time_t now);
 
 #endif

@@ -36,7 +36,8 @@ int pool_init(struct pool *p, vl_loop *loop, int max_conns, int per_host, uint64
 
 static void host_maybe_free(struct pool *p, struct host *h)
 {
-    if (h->refs || h->nconns || !list_empty(&h->queued) || list_linked(&h->ready_link))
+    if (h->refs || h->nconns || !list_empty(&h->queued) || list_linked(&h->ready_link) ||
+        h->throttle_sticky || vl_timer_active(&h->throttle_timer))
         return;
     struct host **pp = &p->buckets[hash_str(h->key) % p->nbuckets];
     while (*pp != h)
@@ -68,6 +69,7 @@ void pool_free(struct pool *p)
         while (p->buckets[i]) {
             struct host *h = p->buckets[i];
             p->buckets[i] = h->hnext;
+            vl_timer_stop(&h->throttle_timer);
             free(h->key);
             free(h);
         }
@@ -92,6 +94,7 @@ struct host *pool_host_get(struct pool *p, const char *key)
     list_init(&h->idle);
     list_init(&h->queued);
     list_init(&h->ready_link);
+    timer_init(&h->throttle_timer, p->loop, NULL, h);
     list_init(&h->connecting);
     h->refs = 1;
     h->pool = p;

@@ -19,6 +19,15 @@ struct host {
     int refs;                   /* fetches holding this entry */
     struct pool *pool;
     int tls_probing;            /* a first full handshake is under way here */
+    /* politeness, kept by scheduler.c */
+    struct sched *sched;        /* the scheduler this host's fetches wait in */
+    uint64_t next_start_us;     /* no request starts here before (rate, delay) */
+    uint64_t paused_until_us;   /* a 429/503's Retry-After */
+    uint64_t backoff_interval_us; /* raised by 429/503 without Retry-After (0 none) */
+    uint64_t held_us;           /* time spent held by the above, in all */
+    uint64_t held_since_us;     /* held now since (0: not held) */
+    vl_timer throttle_timer;    /* ends the hold */
+    int throttle_sticky;        /* back-off state to keep though nothing uses the host */
 };
 
 struct pool {

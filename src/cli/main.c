@@ -27,6 +27,7 @@ struct worker {
     pthread_t thread;
     int window;
     int read_ahead;             /* its share of --read-ahead (0 = 4 x its window) */
+    int nthreads;               /* how many share the rates */
     int per_host;               /* its share of --per-host (0 = unlimited) */
     char *url;                  /* the current request's URL (owned) */
     int draws_progress;         /* this worker's loop redraws the progress line */
@@ -280,6 +281,11 @@ static void *worker_main(void *arg)
         vl_loop_set_trace(loop, trace_line, NULL);
     co.concurrency = w->window;
     co.read_ahead = w->read_ahead;
+    /* a host's URLs go to every thread (until the input is partitioned by
+     * host): each thread keeps its share of every rate */
+    co.rate_per_s /= w->nthreads;
+    co.per_host_rate_per_s /= w->nthreads;
+    co.per_host_delay_s *= w->nthreads;
     co.per_host = w->per_host;
     vl_timer *progress_timer = NULL;
     if (w->draws_progress && progress.on &&
@@ -344,6 +350,7 @@ static int run_cli(struct cli_opts *o)
         w[i].in = in;
         w[i].id = i;
         w[i].o = o;
+        w[i].nthreads = nthreads;
         /* the window split evenly, the remainder to the first threads */
         w[i].window = o->client.concurrency / nthreads + (i < o->client.concurrency % nthreads);
         if (o->client.read_ahead > 0)

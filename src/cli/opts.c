@@ -28,6 +28,9 @@ static const char usage_text[] =
     "      --no-decompress       keep gzip/deflate bodies encoded (decoding is on by default)\n"
     "      --max-filesize BYTES  fail bodies larger than BYTES\n"
     "      --read-ahead N        requests read ahead into per-host queues (default 4 x -c)\n"
+    "      --rate N[/s|/m|/h]    at most N request starts per second/minute/hour in all\n"
+    "      --per-host-rate N[/s|/m]  at most N request starts per unit to each host\n"
+    "      --per-host-delay SECS least time between request starts to one host\n"
     "      --cacert FILE         CA certificates to verify servers with\n"
     "  -k, --insecure            do not verify TLS certificates\n"
     "      --resolve HOST:PORT:ADDR  use ADDR for HOST:PORT (repeatable)\n"
@@ -49,7 +52,8 @@ static const char usage_text[] =
 enum {
     O_PER_HOST = 256, O_TIMEOUT, O_CONNECT_TIMEOUT, O_READ_TIMEOUT, O_MAX_REDIRS,
     O_NO_DECOMPRESS, O_CACERT, O_RESOLVE, O_DNS_SERVERS, O_RETRY, O_RETRY_DELAY,
-    O_RETRY_MAX_TIME, O_JSON, O_FAIL, O_VERSION, O_DATA_BINARY, O_MAX_FILESIZE, O_READ_AHEAD,
+    O_RETRY_MAX_TIME, O_JSON, O_FAIL, O_VERSION, O_DATA_BINARY, O_MAX_FILESIZE, O_READ_AHEAD, O_RATE,
+    O_PER_HOST_RATE, O_PER_HOST_DELAY,
     O_NO_PROGRESS,
 };
 
@@ -69,6 +73,9 @@ static const struct option long_opts[] = {
     {"no-decompress", no_argument, 0, O_NO_DECOMPRESS},
     {"max-filesize", required_argument, 0, O_MAX_FILESIZE},
     {"read-ahead", required_argument, 0, O_READ_AHEAD},
+    {"rate", required_argument, 0, O_RATE},
+    {"per-host-rate", required_argument, 0, O_PER_HOST_RATE},
+    {"per-host-delay", required_argument, 0, O_PER_HOST_DELAY},
     {"cacert", required_argument, 0, O_CACERT},
     {"insecure", no_argument, 0, 'k'},
     {"resolve", required_argument, 0, O_RESOLVE},
@@ -114,6 +121,33 @@ static int parse_secs(const char *s, double zero_ok, double *out)
     if (errno || end == s || *end || !isfinite(v) || v < 0 || (v == 0 && !zero_ok) || v > 1e7)
         return -1;
     *out = v;
+    return 0;
+}
+
+/* "N", "N/s", "N/m" or "N/h" (curl's --rate syntax) as starts per second. */
+static int parse_rate(const char *s, double *per_s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !isfinite(v) || v <= 0)
+        return -1;
+    double unit = 1;
+    if (*end == '/') {
+        if (strcmp(end, "/s") == 0)
+            unit = 1;
+        else if (strcmp(end, "/m") == 0)
+            unit = 60;
+        else if (strcmp(end, "/h") == 0)
+            unit = 3600;
+        else
+            return -1;
+    } else if (*end) {
+        return -1;
+    }
+    if (v / unit > 1e6)
+        return -1;
+    *per_s = v / unit;
     return 0;
 }
 
@@ -171,6 +205,15 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
         case 'c': INT_OPT(c->concurrency, 1, 1000000, "concurrency"); break;
         case O_PER_HOST: INT_OPT(c->per_host, 0, 1000000, "--per-host"); break;
         case O_READ_AHEAD: INT_OPT(c->read_ahead, 1, 100000000, "--read-ahead"); break;
+        case O_RATE:
+            if (parse_rate(optarg, &c->rate_per_s) < 0)
+                return usage_error("invalid --rate '%s' (N, N/s, N/m or N/h)", optarg);
+            break;
+        case O_PER_HOST_RATE:
+            if (parse_rate(optarg, &c->per_host_rate_per_s) < 0)
+                return usage_error("invalid --per-host-rate '%s' (N, N/s, N/m or N/h)", optarg);
+            break;
+        case O_PER_HOST_DELAY: SECS_OPT(c->per_host_delay_s, 1, "--per-host-delay"); break;
         case 'X':
             if (!*optarg || strpbrk(optarg, " \t\r\n"))
                 return usage_error("invalid method '%s'", optarg);

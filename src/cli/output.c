@@ -210,6 +210,8 @@ static void out_json(FILE *f, const vl_result *r)
     put_timing(b, "total_ms", r->timings.total_ms, 0);
     puts_(b, r->reused ? "},\"reused\":true,\"attempts\":" : "},\"reused\":false,\"attempts\":");
     put_i64(b, r->attempts);
+    puts_(b, ",\"throttled_ms\":");
+    put_ms(b, r->throttled_ms);
     puts_(b, "}\n");
     if (!b->oom)
         fwrite(b->p, 1, b->len, f);

@@ -230,7 +230,7 @@ def log_request(c, req):
     with _lock:
         _seq += 1
         if _log_file is not None:
-            rec = dict(req.as_dict(), conn=c.number, seq=_seq)
+            rec = dict(req.as_dict(), conn=c.number, seq=_seq, t=time.time())
             _log_file.write(json.dumps(rec) + "\n")
             _log_file.flush()
 
