@@ -41,7 +41,7 @@ class StaticResolver(AbstractResolver):
 
 async def run(args):
     ctx = ssl.create_default_context(cafile=args.cacert) if args.cacert else ssl.create_default_context()
-    conn = aiohttp.TCPConnector(limit=args.concurrency, limit_per_host=0, ssl=ctx,
+    conn = aiohttp.TCPConnector(limit=args.concurrency, limit_per_host=args.per_host, ssl=ctx,
                                 resolver=StaticResolver(args.table))
     timeout = aiohttp.ClientTimeout(total=600)   # default is 300 s in all; the rest are defaults
     t = Tally()

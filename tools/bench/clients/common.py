@@ -12,6 +12,8 @@ def parse_args(description):
     ap.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDR")
     ap.add_argument("--cacert", help="CA file to verify servers with")
     ap.add_argument("-o", "--output-dir", help="save body i as DIR/i")
+    ap.add_argument("--per-host", type=int, default=0,
+                    help="connections per host (aiohttp's limit_per_host; 0 = unlimited)")
     ap.add_argument("--stream", action="store_true",
                     help="read bodies in chunks instead of whole (big bodies)")
     args = ap.parse_args()

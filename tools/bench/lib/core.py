@@ -129,10 +129,11 @@ class Curl(Client):
 class Script(Client):
     """One of clients/*.py|mjs: prints {"ok","failed","bytes"} as its last line."""
 
-    def __init__(self, name, interpreter, script, **kw):
+    def __init__(self, name, interpreter, script, extra=(), **kw):
         super().__init__(name, **kw)
         self.interpreter, self.script = interpreter, os.path.join(CLIENTS_DIR, script)
         self.needs = (interpreter,)
+        self.extra = list(extra)
 
     def cmd(self, job, outdir):
         c = [self.interpreter, self.script, "-i", job.urls, "-c", str(self.conc(job))]
@@ -144,7 +145,7 @@ class Script(Client):
             c += ["-o", outdir]
         if job.stream:
             c += ["--stream"]
-        return c
+        return c + self.extra
 
     def count(self, stdout_path):
         with open(stdout_path, "rb") as f:

@@ -1,4 +1,4 @@
-"""scenarios.py: the six scenarios.  Each one starts its own nginx (stopped by
+"""scenarios.py: the eight scenarios.  Each one starts its own nginx (stopped by
 PID when it ends, whatever happens), writes its URL lists, runs the clients in
 alternation and returns its sections (tables) for the report."""
 import os
@@ -16,11 +16,13 @@ GiB = 1 << 30
 FULL = dict(seed_rounds=5, many_n=100_000, many_rounds=3, wrk_secs=5, tls_n=5_000, tls_rounds=3,
             big_total=GiB, big_rounds=3, idle_n=10_000, idle_base=100, idle_rounds=1,
             idle_delay_plain=6, idle_delay_tls=20, list_small=10_000, list_big=1_000_000,
-            list_rounds=1)
+            list_rounds=1, sorted_per_host=100, sorted_rounds=3, polite_hosts=50,
+            polite_per_host=200, polite_rounds=1)
 QUICK = dict(seed_rounds=3, many_n=20_000, many_rounds=2, wrk_secs=3, tls_n=2_000, tls_rounds=2,
              big_total=256 * MiB, big_rounds=3, idle_n=1_000, idle_base=100, idle_rounds=1,
              idle_delay_plain=3, idle_delay_tls=5, list_small=10_000, list_big=100_000,
-             list_rounds=1)
+             list_rounds=1, sorted_per_host=50, sorted_rounds=2, polite_hosts=10,
+             polite_per_host=40, polite_rounds=1)
 
 SEED_HOSTS = ["a.seed.test", "b.seed.test", "c.seed.test"]
 TLS_HOSTS = ["h%02d.tls.test" % i for i in range(50)]
@@ -324,5 +326,73 @@ def fmt_count(n):
     return str(n)
 
 
-SCENARIOS = {"seed": seed, "many": many, "tls": tls, "big": big, "idle": idle, "list": list_}
+# -- 7. sorted ---------------------------------------------------------------
+
+SORTED_HOSTS = ["s%d.sorted.test" % i for i in range(4)]
+
+
+def sorted_(ctx):
+    P = ctx.P
+    per = P["sorted_per_host"]
+    with ctx.nginx() as ng:
+        port = ng.http_port
+        rs = resolves(SORTED_HOSTS, port)
+        by_host = [["http://%s:%d/delay?s=0.05&i=%d" % (h, port, i) for i in range(per)]
+                   for h in SORTED_HOSTS]
+        spath, n = write_urls(ctx, "sorted", (u for urls in by_host for u in urls))
+        mpath, _ = write_urls(ctx, "sorted-mixed", (by_host[h][i] for i in range(per)
+                                                    for h in range(len(SORTED_HOSTS))))
+        nbytes = n * len(DELAY_BODY)
+        job = Job("sorted", spath, n, nbytes, 100, rs, timeout=300, server=ng)
+        mixed = Job("interleaved", mpath, n, nbytes, 100, rs, timeout=300, server=ng)
+        ideal = n * 0.05 / (2 * len(SORTED_HOSTS))
+        sec = Section("sorted", "sorted: %d URLs on %d hosts (each answer 50 ms), -c 100, 2 "
+                      "connections per host: the list sorted by host vs interleaved"
+                      % (n, len(SORTED_HOSTS)), job,
+                      "The ideal is %.2f s either way (%d hosts x 2 connections x 20/s).  Rows "
+                      "marked interleaved fetch the same URLs in round-robin host order.  aiohttp: "
+                      "TCPConnector(limit_per_host=2), gather over 100 workers."
+                      % (ideal, len(SORTED_HOSTS)))
+        ph = ["--per-host", "2"]
+        clients = [Volley("volley sorted", ctx.volley, extra=ph)]
+        clients += [Volley(c.name, c.binary, extra=ph) for c in compare_clients(ctx)]
+        clients += [Volley("volley interleaved", ctx.volley, extra=ph, job=mixed),
+                    Aiohttp("aiohttp sorted", PY, "aiohttp_get.py", extra=ph),
+                    Aiohttp("aiohttp interleaved", PY, "aiohttp_get.py", extra=ph, job=mixed)]
+        sec.add_na("curl --parallel", "no per-host connection limit (Debian's curl 7.88)")
+        run_rounds(ctx, sec, clients, P["sorted_rounds"])
+    return [sec]
+
+
+# -- 8. polite ---------------------------------------------------------------
+
+def polite(ctx):
+    P = ctx.P
+    hosts = ["p%02d.polite.test" % i for i in range(P["polite_hosts"])]
+    per = P["polite_per_host"]
+    with ctx.nginx() as ng:
+        port = ng.http_port
+        rs = resolves(hosts, port)
+        urls = ("http://%s:%d/f/1k.bin?i=%d" % (hosts[i % len(hosts)], port, i)
+                for i in range(len(hosts) * per))
+        path, n = write_urls(ctx, "polite", urls)
+        job = Job("polite", path, n, n * KB1, 100, rs, timeout=600, server=ng)
+        sec = Section("polite", "polite: %d hosts x %d URLs (1 KiB), --per-host-rate 20/s"
+                      % (len(hosts), per), job,
+                      "Each host at most 20 request starts a second, all hosts at once: the "
+                      "ideal wall is %.2f s (first start at 0, last at (%d-1)/20 s), %d req/s in "
+                      "all; achieved per-host rate = req/s / %d.  curl's --rate is ignored under "
+                      "--parallel and aiohttp has no rate limit, so no other client can do this "
+                      "work." % ((per - 1) / 20.0, per, 20 * len(hosts), len(hosts)))
+        rate = ["--per-host-rate", "20/s"]
+        clients = [Volley("volley", ctx.volley, extra=rate)]
+        clients += [Volley(c.name, c.binary, extra=rate) for c in compare_clients(ctx)]
+        sec.add_na("curl --parallel", "--rate is ignored under --parallel")
+        sec.add_na("aiohttp", "no rate limit built in")
+        run_rounds(ctx, sec, clients, P["polite_rounds"])
+    return [sec]
+
+
+SCENARIOS = {"seed": seed, "many": many, "tls": tls, "big": big, "idle": idle, "list": list_,
+             "sorted": sorted_, "polite": polite}
 HTTPS_SCENARIOS = {"seed", "tls", "idle"}
