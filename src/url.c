@@ -72,6 +72,7 @@ static int hexval(char c)
 /* §1.3 percent-decode: "%XX" becomes its byte, anything else stays. */
 static void buf_add_decoded(struct vl_buf *b, const char *s, size_t n)
 {
+    size_t run = 0; /* bytes before i not yet added: added in one go */
     for (size_t i = 0; i < n; i++) {
         int hi = -1, lo = -1;
         if (s[i] == '%' && i + 2 < n) {
@@ -79,12 +80,13 @@ static void buf_add_decoded(struct vl_buf *b, const char *s, size_t n)
             lo = hexval(s[i + 2]);
         }
         if (hi >= 0 && lo >= 0) {
+            vl_buf_add(b, s + run, i - run);
             vl_buf_addc(b, (char)(hi * 16 + lo));
             i += 2;
-        } else {
-            vl_buf_addc(b, s[i]);
+            run = i + 1;
         }
     }
+    vl_buf_add(b, s + run, n - run);
 }
 
 /* ------------------------------------------------------------------ hosts */
@@ -201,10 +203,11 @@ static int parse_ipv4(const char *s, size_t n, struct vl_buf *out, char *err, si
     for (size_t i = 0; i + 1 < count; i++)
         addr |= v[i] << (8 * (3 - i));
     addr += v[count - 1];
-    char text[16];
-    snprintf(text, sizeof(text), "%u.%u.%u.%u", (unsigned)(addr >> 24) & 255,
-             (unsigned)(addr >> 16) & 255, (unsigned)(addr >> 8) & 255, (unsigned)addr & 255);
-    vl_buf_adds(out, text);
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        vl_buf_add_uint(out, (addr >> shift) & 255);
+        if (shift)
+            vl_buf_addc(out, '.');
+    }
     return 0;
 }
 
@@ -575,9 +578,8 @@ static void put_authority(struct vl_buf *b, const struct parts *u)
 {
     vl_buf_add(b, vl_buf_str(&u->host), u->host.len);
     if (u->port >= 0) {
-        char port[16];
-        snprintf(port, sizeof(port), ":%d", u->port);
-        vl_buf_adds(b, port);
+        vl_buf_addc(b, ':');
+        vl_buf_add_uint(b, (unsigned)u->port);
     }
 }
 
@@ -641,9 +643,8 @@ static int fill_url(const struct parts *p, struct url *u)
     /* the pool key names the port even when it is the default */
     vl_buf_adds(&key, p->https ? "https://" : "http://");
     vl_buf_add(&key, h, p->host.len);
-    char port[16];
-    snprintf(port, sizeof(port), ":%d", u->port);
-    vl_buf_adds(&key, port);
+    vl_buf_addc(&key, ':');
+    vl_buf_add_uint(&key, (unsigned)u->port);
     if (has_credentials(p))
         put_userinfo(&cred, p);
     u->host = buf_take(&host);

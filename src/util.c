@@ -67,6 +67,16 @@ void vl_buf_add(struct vl_buf *b, const char *s, size_t n)
 void vl_buf_addc(struct vl_buf *b, char c) { vl_buf_add(b, &c, 1); }
 void vl_buf_adds(struct vl_buf *b, const char *s) { vl_buf_add(b, s, strlen(s)); }
 
+void vl_buf_add_uint(struct vl_buf *b, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do
+        tmp[--i] = (char)('0' + v % 10);
+    while ((v /= 10));
+    vl_buf_add(b, tmp + i, sizeof(tmp) - i);
+}
+
 void vl_buf_free(struct vl_buf *b)
 {
     free(b->p);

@@ -50,6 +50,8 @@ struct vl_buf {
 void vl_buf_add(struct vl_buf *b, const char *s, size_t n);
 void vl_buf_addc(struct vl_buf *b, char c);
 void vl_buf_adds(struct vl_buf *b, const char *s);
+/* v in decimal (no printf: it was a tenth of url_parse's time). */
+void vl_buf_add_uint(struct vl_buf *b, unsigned long long v);
 void vl_buf_free(struct vl_buf *b);
 /* The buffer's string, never NULL while not oom. */
 const char *vl_buf_str(const struct vl_buf *b);
