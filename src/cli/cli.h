@@ -24,6 +24,7 @@ struct cli_opts {
     int progress;
     const char **resolve;        /* collected --resolve values */
     size_t nresolve;
+    int input_json;              /* --input-format json: each line a JSON object */
 };
 
 /* Parse argv.  Returns 0, 1 when --help/--version was handled (exit 0), or
@@ -31,13 +32,41 @@ struct cli_opts {
 int cli_parse(int argc, char **argv, struct cli_opts *o);
 void cli_opts_free(struct cli_opts *o);
 
-/* Input: the URL list, read by a thread of its own into a bounded queue. */
+/* One request of the input list.  Every pointer is owned by the item and
+ * freed by input_item_free.  A plain line sets only url and index; a JSON
+ * line (input_json.c) may set the rest.  error set: the line is bad, it gets
+ * an error record and is never fetched. */
+struct input_item {
+    int64_t index;
+    char *url;
+    char *method;                /* NULL: -X, or the default */
+    char **headers;              /* NULL: -H as given; else the merged list */
+    size_t nheaders;
+    char *body;                  /* with has_body: replaces -d / --data-binary */
+    size_t body_len;
+    int has_body;
+    char *id_json;               /* "id" re-serialised compactly, or NULL */
+    char *error;                 /* "input: line 7: ..." */
+};
+void input_item_free(struct input_item *it);
+/* Turns one cleaned input line into an item.  lineno: its 1-based line in
+ * the file; index: its position among the non-blank non-comment lines.
+ * NULL only when out of memory. */
+typedef struct input_item *input_parse_fn(const struct cli_opts *o, const char *line,
+                                          int64_t lineno, int64_t index);
+/* input_json.c: --input-format json (needs jansson; input.c does not). */
+struct input_item *input_parse_json(const struct cli_opts *o, const char *line, int64_t lineno,
+                                    int64_t index);
+
+/* Input: the URL list, read by a thread of its own into a bounded queue.
+ * parse: how -i lines become items (NULL: each line is a URL); positional
+ * URLs are always plain. */
 struct input;
-struct input *input_open(struct cli_opts *o, int nworkers, size_t queue_cap, char *err,
-                         size_t errlen);
-/* 1 with *url (caller frees) and its index; 0 at the end; -EAGAIN when none
- * is queued yet: input_wake_fd(worker) becomes readable when one is. */
-int input_take(struct input *in, int worker, char **url, int64_t *index);
+struct input *input_open(struct cli_opts *o, input_parse_fn *parse, int nworkers,
+                         size_t queue_cap, char *err, size_t errlen);
+/* 1 with *item (caller frees with input_item_free); 0 at the end; -EAGAIN
+ * when none is queued yet: input_wake_fd(worker) becomes readable when one is. */
+int input_take(struct input *in, int worker, struct input_item **item);
 int input_wake_fd(const struct input *in, int worker);
 void input_drain_wake(struct input *in, int worker);
 int64_t input_count(struct input *in);
@@ -56,6 +85,10 @@ struct cli_stats {
     uint64_t urls, ok, failed, bytes;
 };
 void out_record(FILE *f, const vl_result *r, int json);
+/* The record of r as one line in the calling thread's buffer (valid until
+ * the next call on this thread); id_json (may be NULL) is appended as
+ * "id" after the contract fields.  NULL when out of memory. */
+const char *out_format(const vl_result *r, int json, const char *id_json, size_t *len);
 /* Free the calling thread's record buffer; every thread that called
  * out_record calls this before it ends (a thread-local is not freed with
  * its thread).  out_record may be called again afterwards. */

@@ -27,7 +27,6 @@ struct worker {
     pthread_t thread;
     int window;
     int per_host;               /* its share of --per-host (0 = unlimited) */
-    char *url;                  /* the current request's URL (owned) */
     int draws_progress;         /* this worker's loop redraws the progress line */
     char path[4096];            /* -o: the file for the current request */
     struct cli_stats st;
@@ -73,41 +72,81 @@ static void output_path(char *out, size_t outlen, const char *dir, int64_t index
     snprintf(out, outlen, "%s/%lld-%s", dir, (long long)index, name);
 }
 
+static void write_record(struct worker *w, const vl_result *r, const char *id_json);
+
+/* A bad input line: its record says why, and nothing is fetched. */
+static void error_record(struct worker *w, const struct input_item *it)
+{
+    vl_result r = {.index = it->index, .url = it->url ? it->url : "", .error = it->error,
+                   .err = -VL_EUSAGE};
+    r.timings = (vl_timings){-1, -1, -1, -1, -1, -1, -1};
+    progress_started(&progress);
+    write_record(w, &r, it->id_json);
+}
+
+/* The request for one item; strings point into the item (or the options),
+ * which lives until its result (req->user). */
+static void fill_request(struct worker *w, struct input_item *it, vl_request *req)
+{
+    struct cli_opts *o = w->o;
+    req->url = it->url;
+    req->method = it->method ? it->method : o->method;
+    if (it->headers) {
+        req->headers = (const char *const *)it->headers;
+        req->nheaders = it->nheaders;
+    } else {
+        req->headers = o->headers;
+        req->nheaders = o->nheaders;
+    }
+    if (it->has_body) {
+        req->body = it->body;
+        req->body_len = it->body_len;
+    } else if (o->data) {
+        req->body = o->data;
+        req->body_len = strlen(o->data);
+    } else {
+        req->body_file = o->data_file;
+    }
+    req->index = it->index;
+    req->user = it;
+    if (o->output_dir) {
+        output_path(w->path, sizeof(w->path), o->output_dir, it->index, it->url);
+        req->output_file = w->path;
+    }
+}
+
 static int next_request(void *data, vl_request *req)
 {
     struct worker *w = data;
-    struct cli_opts *o = w->o;
-    int64_t index;
-    free(w->url);
-    w->url = NULL;
-    int rc = input_take(w->in, w->id, &w->url, &index);
-    if (rc == 0)
-        progress_input_ended(&progress, input_count(w->in));
-    w->starved = rc == -EAGAIN;
-    if (rc <= 0)
-        return rc; /* the end, or -EAGAIN: the wake pipe resumes the gather */
-    progress_started(&progress);
-    req->url = w->url;
-    req->method = o->method;
-    req->headers = o->headers;
-    req->nheaders = o->nheaders;
-    if (o->data) {
-        req->body = o->data;
-        req->body_len = strlen(o->data);
+    for (;;) {
+        struct input_item *it;
+        int rc = input_take(w->in, w->id, &it);
+        if (rc == 0)
+            progress_input_ended(&progress, input_count(w->in));
+        w->starved = rc == -EAGAIN;
+        if (rc <= 0)
+            return rc; /* the end, or -EAGAIN: the wake pipe resumes the gather */
+        if (it->error) {
+            error_record(w, it);
+            input_item_free(it);
+            continue;
+        }
+        progress_started(&progress);
+        fill_request(w, it, req);
+        return 1;
     }
-    req->body_file = o->data_file;
-    req->index = index;
-    if (o->output_dir) {
-        output_path(w->path, sizeof(w->path), o->output_dir, index, w->url);
-        req->output_file = w->path;
-    }
-    return 1;
 }
 
 /* Records are written whole, one thread at a time. */
 static void on_result(const vl_result *r, void *data)
 {
-    struct worker *w = data;
+    struct input_item *it = r->user;
+    write_record(data, r, it ? it->id_json : NULL);
+    input_item_free(it);
+}
+
+static void write_record(struct worker *w, const vl_result *r, const char *id_json)
+{
     w->st.urls++;
     if (r->ok)
         w->st.ok++;
@@ -118,7 +157,10 @@ static void on_result(const vl_result *r, void *data)
     pthread_mutex_lock(&out_lock);
     if (out_tty)
         progress_erase(&progress); /* the record goes to the same terminal */
-    out_record(stdout, r, w->o->json);
+    size_t len;
+    const char *line = out_format(r, w->o->json, id_json, &len);
+    if (line)
+        fwrite(line, 1, len, stdout);
     /* a terminal, or a producer that is slower than us (tail -f | volley):
      * the record goes out now rather than when the buffer fills */
     if (out_tty || w->starved)
@@ -289,8 +331,6 @@ static void *worker_main(void *arg)
     vl_timer_free(progress_timer);
     vl_client_free(client);
     vl_loop_free(loop);
-    free(w->url);
-    w->url = NULL;
     /* An explicit call, not a pthread key destructor: it also runs when
      * -t 1 works on the main thread, where exit() runs no destructors. */
     out_thread_end();
@@ -327,7 +367,7 @@ static int run_cli(struct cli_opts *o)
         setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     /* the queue holds two windows' worth: the loops never starve, and
      * memory stays bounded however long the list */
-    in = input_open(o, nthreads, (size_t)o->client.concurrency * 2 + 64, err, sizeof(err));
+    in = input_open(o, o->input_json ? input_parse_json : NULL, nthreads, (size_t)o->client.concurrency * 2 + 64, err, sizeof(err));
     if (!in) {
         fprintf(stderr, "volley: %s\n", err);
         return 2;

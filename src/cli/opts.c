@@ -14,6 +14,8 @@ static const char usage_text[] =
     "Fetch many URLs at once on one thread; one result per URL.\n"
     "\n"
     "  -i, --input FILE          URLs one per line ('-' = stdin; blank lines and # comments skipped)\n"
+    "      --input-format FMT    lines of -i are 'urls' (default) or 'json' objects:\n"
+    "                            {\"url\",\"method\",\"headers\",\"body\",\"index\",\"id\"}\n"
     "  -c, --concurrency N       max requests in flight (default 100)\n"
     "      --per-host N          max connections per host:port (default 0 = unlimited)\n"
     "  -X, --request METHOD      request method (default GET, or POST with -d)\n"
@@ -49,11 +51,12 @@ enum {
     O_PER_HOST = 256, O_TIMEOUT, O_CONNECT_TIMEOUT, O_READ_TIMEOUT, O_MAX_REDIRS,
     O_NO_DECOMPRESS, O_CACERT, O_RESOLVE, O_DNS_SERVERS, O_RETRY, O_RETRY_DELAY,
     O_RETRY_MAX_TIME, O_JSON, O_FAIL, O_VERSION, O_DATA_BINARY, O_MAX_FILESIZE,
-    O_NO_PROGRESS,
+    O_NO_PROGRESS, O_INPUT_FORMAT,
 };
 
 static const struct option long_opts[] = {
     {"input", required_argument, 0, 'i'},
+    {"input-format", required_argument, 0, O_INPUT_FORMAT},
     {"concurrency", required_argument, 0, 'c'},
     {"per-host", required_argument, 0, O_PER_HOST},
     {"request", required_argument, 0, 'X'},
@@ -166,6 +169,14 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
     while ((ch = getopt_long(argc, argv, ":i:c:X:H:d:A:o:t:kvh", long_opts, NULL)) != -1) {
         switch (ch) {
         case 'i': o->input = optarg; break;
+        case O_INPUT_FORMAT:
+            if (strcmp(optarg, "json") == 0)
+                o->input_json = 1;
+            else if (strcmp(optarg, "urls") == 0)
+                o->input_json = 0;
+            else
+                return usage_error("invalid --input-format '%s' (want urls or json)", optarg);
+            break;
         case 'c': INT_OPT(c->concurrency, 1, 1000000, "concurrency"); break;
         case O_PER_HOST: INT_OPT(c->per_host, 0, 1000000, "--per-host"); break;
         case 'X':
