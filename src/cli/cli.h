@@ -25,6 +25,9 @@ struct cli_opts {
     const char **resolve;        /* collected --resolve values */
     size_t nresolve;
     int input_json;              /* --input-format json: each line a JSON object */
+    const char *records;         /* --records FILE (implies json) */
+    int resume;                  /* --resume */
+    FILE *input_stream;          /* set by records_fingerprint for a pipe: read -i from it */
 };
 
 /* Parse argv.  Returns 0, 1 when --help/--version was handled (exit 0), or
@@ -80,9 +83,33 @@ void input_close(struct input *in);
 int input_read_urls(FILE *f, char **line, size_t *cap, int (*emit)(void *data, const char *url),
                     void *data);
 
+/* records.c: --records FILE and --resume. */
+struct records_fp {
+    char sha256_head[65];        /* hex */
+    long long size;              /* -i's size when a regular file, else -1 */
+    long long head_bytes;        /* how much of -i the hash covers */
+    int args;                    /* positional URLs */
+};
+struct records;
+/* The input's fingerprint.  For a pipe, reads its head now and sets
+ * o->input_stream to replay it.  0, or -1 with a message in err. */
+int records_fingerprint(struct cli_opts *o, struct records_fp *fp, char *err, size_t errlen);
+/* Open (and with --resume first read and repair) o->records.  0, or -1 with
+ * a message (exit 2): another input's file, an existing file without
+ * --resume, an unreadable one. */
+int records_open(const struct cli_opts *o, const struct records_fp *fp, struct records **out,
+                 char *err, size_t errlen);
+/* 1 when index's last record in the file was ok (--resume skips it). */
+int records_done(const struct records *r, int64_t index);
+uint64_t records_ok_before(const struct records *r);
+/* One whole record line, one write(2) (looping only on a short write). */
+int records_write(struct records *r, const char *line, size_t len);
+void records_close(struct records *r);
+
 /* Output: one record per URL. */
 struct cli_stats {
     uint64_t urls, ok, failed, bytes;
+    uint64_t skipped;            /* --resume: already ok in the records file */
 };
 void out_record(FILE *f, const vl_result *r, int json);
 /* The record of r as one line in the calling thread's buffer (valid until

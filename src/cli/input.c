@@ -197,7 +197,10 @@ struct input *input_open(struct cli_opts *o, input_parse_fn *parse, int nworkers
             goto fail;
         }
     }
-    if (o->input) {
+    if (o->input_stream) {
+        in->f = o->input_stream; /* ours to close from now on */
+        o->input_stream = NULL;
+    } else if (o->input) {
         in->f = strcmp(o->input, "-") == 0 ? stdin : fopen(o->input, "re");
         if (!in->f) {
             snprintf(err, errlen, "cannot open input %s: %s", o->input, strerror(errno));

@@ -30,6 +30,7 @@ struct worker {
     int draws_progress;         /* this worker's loop redraws the progress line */
     char path[4096];            /* -o: the file for the current request */
     struct cli_stats st;
+    int write_failed;           /* a records_write failed (said once) */
     int rc;
     char err[256];
 };
@@ -37,6 +38,7 @@ struct worker {
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static int out_tty;
 static struct progress progress;    /* drawn and erased under out_lock */
+static struct records *records;     /* --records: written under out_lock */
 
 static double since(const struct timespec *t0)
 {
@@ -126,6 +128,11 @@ static int next_request(void *data, vl_request *req)
         w->starved = rc == -EAGAIN;
         if (rc <= 0)
             return rc; /* the end, or -EAGAIN: the wake pipe resumes the gather */
+        if (records_done(records, it->index)) {
+            w->st.skipped++; /* --resume: its last record is ok */
+            input_item_free(it);
+            continue;
+        }
         if (it->error) {
             error_record(w, it);
             input_item_free(it);
@@ -159,8 +166,12 @@ static void write_record(struct worker *w, const vl_result *r, const char *id_js
         progress_erase(&progress); /* the record goes to the same terminal */
     size_t len;
     const char *line = out_format(r, w->o->json, id_json, &len);
-    if (line)
+    if (line && records && records_write(records, line, len) < 0 && !w->write_failed) {
+        w->write_failed = 1;
+        fprintf(stderr, "volley: cannot write %s: %s\n", w->o->records, strerror(errno));
+    } else if (line && !records) {
         fwrite(line, 1, len, stdout);
+    }
     /* a terminal, or a producer that is slower than us (tail -f | volley):
      * the record goes out now rather than when the buffer fills */
     if (out_tty || w->starved)
@@ -365,11 +376,21 @@ static int run_cli(struct cli_opts *o)
     out_tty = isatty(fileno(stdout));
     if (!out_tty)
         setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+    if (o->records) {
+        struct records_fp fp;
+        if (records_fingerprint(o, &fp, err, sizeof(err)) < 0 ||
+            records_open(o, &fp, &records, err, sizeof(err)) < 0) {
+            fprintf(stderr, "volley: %s\n", err);
+            return 2;
+        }
+    }
     /* the queue holds two windows' worth: the loops never starve, and
      * memory stays bounded however long the list */
     in = input_open(o, o->input_json ? input_parse_json : NULL, nthreads, (size_t)o->client.concurrency * 2 + 64, err, sizeof(err));
     if (!in) {
         fprintf(stderr, "volley: %s\n", err);
+        records_close(records);
+        records = NULL;
         return 2;
     }
     w = calloc((size_t)nthreads, sizeof(*w));
@@ -407,6 +428,9 @@ static int run_cli(struct cli_opts *o)
         st.ok += w[i].st.ok;
         st.failed += w[i].st.failed;
         st.bytes += w[i].st.bytes;
+        st.skipped += w[i].st.skipped;
+        if (w[i].write_failed)
+            rc = -EIO;
         if (w[i].rc < 0) {
             fprintf(stderr, "volley: %s\n", w[i].err[0] ? w[i].err : vl_strerror(w[i].rc));
             rc = w[i].rc;
@@ -417,6 +441,9 @@ static int run_cli(struct cli_opts *o)
     fprintf(stderr, "volley: %llu URLs, %llu ok, %llu failed, %llu bytes in %.3f s (%.1f req/s)\n",
             (unsigned long long)st.urls, (unsigned long long)st.ok, (unsigned long long)st.failed,
             (unsigned long long)st.bytes, secs, secs > 0 ? (double)st.urls / secs : 0.0);
+    if (o->resume)
+        fprintf(stderr, "volley: resume: %llu already ok in %s, not fetched again\n",
+                (unsigned long long)st.skipped, o->records);
     if (rc == -VL_EUSAGE)
         status = 2;
     else
@@ -424,6 +451,8 @@ static int run_cli(struct cli_opts *o)
 out:
     free(w);
     input_close(in);
+    records_close(records);
+    records = NULL;
     return status;
 }
 

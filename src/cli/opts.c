@@ -38,6 +38,10 @@ static const char usage_text[] =
     "      --retry-max-time SECS  bound all attempts together (default 0 = none)\n"
     "  -o, --output-dir DIR      save each body in DIR (the record's \"file\" names it)\n"
     "      --json                one JSON object per input URL on stdout, in completion order\n"
+    "      --records FILE        write the records to FILE (JSON Lines, one write per record;\n"
+    "                            implies --json; the first line is a header, not a record)\n"
+    "      --resume              with --records: go on with FILE, skipping indexes whose\n"
+    "                            last record is ok (the input must be the same list)\n"
     "      --fail                an HTTP status >= 400 counts as a failure\n"
     "  -t, --threads N           run N loops in N threads (default 1)\n"
     "      --no-progress         no progress line on a terminal\n"
@@ -51,7 +55,7 @@ enum {
     O_PER_HOST = 256, O_TIMEOUT, O_CONNECT_TIMEOUT, O_READ_TIMEOUT, O_MAX_REDIRS,
     O_NO_DECOMPRESS, O_CACERT, O_RESOLVE, O_DNS_SERVERS, O_RETRY, O_RETRY_DELAY,
     O_RETRY_MAX_TIME, O_JSON, O_FAIL, O_VERSION, O_DATA_BINARY, O_MAX_FILESIZE,
-    O_NO_PROGRESS, O_INPUT_FORMAT,
+    O_NO_PROGRESS, O_INPUT_FORMAT, O_RECORDS, O_RESUME,
 };
 
 static const struct option long_opts[] = {
@@ -79,6 +83,8 @@ static const struct option long_opts[] = {
     {"retry-max-time", required_argument, 0, O_RETRY_MAX_TIME},
     {"output-dir", required_argument, 0, 'o'},
     {"json", no_argument, 0, O_JSON},
+    {"records", required_argument, 0, O_RECORDS},
+    {"resume", no_argument, 0, O_RESUME},
     {"fail", no_argument, 0, O_FAIL},
     {"threads", required_argument, 0, 't'},
     {"no-progress", no_argument, 0, O_NO_PROGRESS},
@@ -225,6 +231,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
         case O_RETRY_MAX_TIME: SECS_OPT(c->retry_max_time_s, 1, "--retry-max-time"); break;
         case 'o': o->output_dir = optarg; break;
         case O_JSON: o->json = 1; break;
+        case O_RECORDS: o->records = optarg; o->json = 1; break;
+        case O_RESUME: o->resume = 1; break;
         case O_FAIL: c->fail_on_http_error = 1; break;
         case 't': INT_OPT(o->threads, 1, 256, "--threads"); break;
         case O_NO_PROGRESS: o->progress = 0; break;
@@ -242,6 +250,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
     o->nurls = argc - optind;
     if (!o->nurls && !o->input)
         return usage_error("%s", "no URLs: give URLs as arguments or a list with -i FILE");
+    if (o->resume && !o->records)
+        return usage_error("%s", "--resume needs --records FILE");
     if (o->method && strcmp(o->method, "HEAD") == 0 && (o->data || o->data_file))
         return usage_error("%s", "-X HEAD cannot send a body");
     c->resolve = o->resolve;
@@ -251,6 +261,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 
 void cli_opts_free(struct cli_opts *o)
 {
+    if (o->input_stream)
+        fclose(o->input_stream);
     free(o->headers);
     free(o->resolve);
 }

@@ -28,7 +28,7 @@ void progress_init(struct progress *p, const struct cli_opts *o)
 {
     const char *term = getenv("TERM");
     memset(p, 0, sizeof(*p));
-    p->on = o->progress && !o->json && !o->verbose && isatty(STDERR_FILENO) &&
+    p->on = o->progress && (!o->json || o->records) && !o->verbose && isatty(STDERR_FILENO) &&
             !(term && strcmp(term, "dumb") == 0);
     atomic_init(&p->started, 0);
     atomic_init(&p->done, 0);
