@@ -28,6 +28,8 @@ struct cli_opts {
     const char *records;         /* --records FILE (implies json) */
     int resume;                  /* --resume */
     FILE *input_stream;          /* set by records_fingerprint for a pipe: read -i from it */
+    double grace_s;              /* --grace: after SIGINT/SIGTERM, before cancelling (5) */
+    double progress_every_s;     /* --progress-every: a line to stderr without a terminal (0 off) */
 };
 
 /* Parse argv.  Returns 0, 1 when --help/--version was handled (exit 0), or
@@ -127,6 +129,7 @@ void out_thread_end(void);
 #define PROGRESS_PERIOD_MS 100          /* at most 10 redraws a second */
 struct progress {
     atomic_ullong started, done, failed, bytes;
+    atomic_ullong skipped;              /* --resume: already ok, not fetched */
     atomic_llong total;                 /* input URLs; -1 until the input ends */
     int on;                             /* stderr is a terminal, no --json, -v, --no-progress */
     int shown;                          /* a line is on the screen */
@@ -136,7 +139,10 @@ void progress_init(struct progress *p, const struct cli_opts *o);
 void progress_started(struct progress *p);
 void progress_input_ended(struct progress *p, int64_t total);
 void progress_result(struct progress *p, const vl_result *r);
+void progress_skipped(struct progress *p);
 void progress_draw(struct progress *p);
+/* --progress-every, when stderr is no terminal: one whole line. */
+void progress_report(struct progress *p);
 void progress_erase(struct progress *p);
 void out_json_string(FILE *f, const char *s);
 

@@ -45,17 +45,21 @@ static const char usage_text[] =
     "      --fail                an HTTP status >= 400 counts as a failure\n"
     "  -t, --threads N           run N loops in N threads (default 1)\n"
     "      --no-progress         no progress line on a terminal\n"
+    "      --progress-every SECS  without a terminal: a progress line on stderr every SECS\n"
+    "      --grace SECS          on SIGINT/SIGTERM: take no new URLs, give the ones in flight\n"
+    "                            SECS (default 5), then cancel them; a second signal exits now\n"
     "  -v, --verbose             trace the loop and every state change on stderr\n"
     "  -h, --help                this text\n"
     "      --version             version and build\n"
     "\n"
-    "Exit status: 0 when every URL succeeded, 1 when any failed, 2 on a usage error.\n";
+    "Exit status: 0 when every URL succeeded, 1 when any failed, 2 on a usage error,\n"
+    "130 after SIGINT, 143 after SIGTERM.\n";
 
 enum {
     O_PER_HOST = 256, O_TIMEOUT, O_CONNECT_TIMEOUT, O_READ_TIMEOUT, O_MAX_REDIRS,
     O_NO_DECOMPRESS, O_CACERT, O_RESOLVE, O_DNS_SERVERS, O_RETRY, O_RETRY_DELAY,
     O_RETRY_MAX_TIME, O_JSON, O_FAIL, O_VERSION, O_DATA_BINARY, O_MAX_FILESIZE,
-    O_NO_PROGRESS, O_INPUT_FORMAT, O_RECORDS, O_RESUME,
+    O_NO_PROGRESS, O_INPUT_FORMAT, O_RECORDS, O_RESUME, O_GRACE, O_PROGRESS_EVERY,
 };
 
 static const struct option long_opts[] = {
@@ -88,6 +92,8 @@ static const struct option long_opts[] = {
     {"fail", no_argument, 0, O_FAIL},
     {"threads", required_argument, 0, 't'},
     {"no-progress", no_argument, 0, O_NO_PROGRESS},
+    {"progress-every", required_argument, 0, O_PROGRESS_EVERY},
+    {"grace", required_argument, 0, O_GRACE},
     {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION},
@@ -169,6 +175,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
     vl_client_opts_init(c);
     o->threads = 1;
     o->progress = 1;
+    o->grace_s = 5;
     opterr = 0;
     optind = 1;
     int ch;
@@ -236,6 +243,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
         case O_FAIL: c->fail_on_http_error = 1; break;
         case 't': INT_OPT(o->threads, 1, 256, "--threads"); break;
         case O_NO_PROGRESS: o->progress = 0; break;
+        case O_PROGRESS_EVERY: SECS_OPT(o->progress_every_s, 0, "--progress-every"); break;
+        case O_GRACE: SECS_OPT(o->grace_s, 1, "--grace"); break;
         case 'v': o->verbose = 1; break;
         case 'h': fputs(usage_text, stdout); return 1;
         case O_VERSION:
