@@ -278,17 +278,22 @@ static void maybe_done(struct worker *w)
         set_run_state(w, RUN_DONE);
 }
 
+static void slot_release(struct worker *w, struct slot *sl)
+{
+    sl->it = NULL;
+    sl->fetch = NULL;
+    sl->next_free = w->free_slot;
+    w->free_slot = (int)(sl - w->slots);
+    w->inflight--;
+}
+
 static void on_fetch_result(const vl_result *r, void *data)
 {
     struct slot *sl = data;
     struct worker *w = sl->w;
     write_record(w, r, sl->it->id_json);
     input_item_free(sl->it);
-    sl->it = NULL;
-    sl->fetch = NULL;
-    sl->next_free = w->free_slot;
-    w->free_slot = (int)(sl - w->slots);
-    w->inflight--;
+    slot_release(w, sl);
     refill(w);
     maybe_done(w);
 }
@@ -326,11 +331,7 @@ static void refill(struct worker *w)
         w->inflight++;
         rc = vl_fetch_start(w->client, &req, on_fetch_result, sl, &sl->fetch);
         if (rc < 0) {
-            sl->it = NULL;
-            sl->fetch = NULL;
-            sl->next_free = w->free_slot;
-            w->free_slot = (int)(sl - w->slots);
-            w->inflight--;
+            slot_release(w, sl);
             start_failed(w, it, rc);
         }
     }

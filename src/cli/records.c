@@ -250,25 +250,22 @@ static const char *header_differs(json_t *h, const struct records_fp *fp, char *
     return why;
 }
 
-/* One line of the file, whole (with its newline): the header, a record,
- * or something else (ignored with a warning). */
-static const char *take_line(struct records *r, const char *line, int first,
+/* One parsed line of the file: the header (the first), a record, or
+ * anything else (ignored).  NULL, or why the file cannot be resumed. */
+static const char *take_line(struct records *r, json_t *j, int first,
                              const struct records_fp *fp, char *why, size_t whylen)
 {
-    json_t *j = json_loads(line, 0, NULL);
-    const char *bad = NULL;
     if (first) {
         if (!json_is_object(j) || !json_object_get(j, "volley_records"))
-            bad = "it does not start with a volley records header";
-        else if (header_differs(j, fp, why, whylen))
-            bad = why;
-    } else if (json_is_object(j) && json_is_integer(json_object_get(j, "index"))) {
+            return "it does not start with a volley records header";
+        return header_differs(j, fp, why, whylen);
+    }
+    if (json_is_object(j) && json_is_integer(json_object_get(j, "index"))) {
         int ok = json_is_true(json_object_get(j, "ok"));
         if (okset_put(r, json_integer_value(json_object_get(j, "index")), ok) < 0)
-            bad = "out of memory";
+            return "out of memory";
     }
-    json_decref(j);
-    return bad;
+    return NULL;
 }
 
 /* Read the file: header, records, and a torn last line, cut away. */
@@ -286,9 +283,8 @@ static int load(struct records *r, const char *path, const struct records_fp *fp
     while ((n = getline(&line, &cap, f)) > 0) {
         at += n;
         int whole = line[n - 1] == '\n';
-        json_t *probe = whole ? json_loads(line, 0, NULL) : NULL;
-        json_decref(probe);
-        if (!probe) {
+        json_t *j = whole ? json_loads(line, 0, NULL) : NULL;
+        if (!j) {
             int c = fgetc(f);
             if (c == EOF)
                 break; /* the torn last line: cut away below */
@@ -298,7 +294,8 @@ static int load(struct records *r, const char *path, const struct records_fp *fp
             lines++;
             continue;
         }
-        const char *bad = take_line(r, line, lines == 0, fp, why, sizeof(why));
+        const char *bad = take_line(r, j, lines == 0, fp, why, sizeof(why));
+        json_decref(j);
         if (bad) {
             if (bad == why)
                 snprintf(err, errlen, "resume: records file was written for another input (%s)",

@@ -13,9 +13,18 @@ from harness import (ScriptedServer, _volley_env, check_health, run_volley, slac
                      volley_command, wait_until)
 
 
-def start(args):
-    return subprocess.Popen(volley_command(args), env=_volley_env(None),
+def start_with_in_flight(server, args, n):
+    """volley with args, once the server has read n requests from it."""
+    proc = subprocess.Popen(volley_command(args), env=_volley_env(None),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: len(server.requests()) >= n or proc.poll() is not None,
+                   10 + slack(20), "%d requests in flight" % n)
+    except AssertionError:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
 
 
 def finish(proc, args, limit_s):
@@ -42,9 +51,7 @@ def test_sigint_lets_fetches_in_flight_finish_within_the_grace_and_starts_no_mor
     with ScriptedServer(tmp) as s:
         urls = list_file(tmp, [s.url("/slow?ms=300&i=%d" % i) for i in range(100)])
         args = ["--json", "-i", urls, "-c", "5"]
-        proc = start(args)
-        wait_until(lambda: len(s.requests()) >= 5 or proc.poll() is not None, 10 + slack(20),
-                   "5 requests in flight")
+        proc = start_with_in_flight(s, args, 5)
         proc.send_signal(signal.SIGINT)
         t0 = time.monotonic()
         rc, out, err = finish(proc, args, 10 + slack(30))
@@ -65,9 +72,7 @@ def test_sigterm_cancels_what_outlives_the_grace_and_records_it_canceled(tmp):
         urls = list_file(tmp, [s.url("/stall?i=%d" % i) for i in range(10)])
         rec = os.path.join(tmp, "records.jsonl")
         args = ["--records", rec, "-i", urls, "-c", "4", "--grace", "0.2"]
-        proc = start(args)
-        wait_until(lambda: len(s.requests()) >= 4 or proc.poll() is not None, 10 + slack(20),
-                   "4 requests in flight")
+        proc = start_with_in_flight(s, args, 4)
         proc.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
         rc, out, err = finish(proc, args, 10 + slack(30))
@@ -88,9 +93,7 @@ def test_second_sigint_exits_at_once_with_whole_records(tmp):
                          [s.url("/stall?i=%d" % i) for i in range(3, 8)])
         rec = os.path.join(tmp, "records.jsonl")
         args = ["--records", rec, "-i", urls, "-c", "8", "--grace", "30"]
-        proc = start(args)
-        wait_until(lambda: len(s.requests()) >= 8 or proc.poll() is not None, 10 + slack(20),
-                   "8 requests in flight")
+        proc = start_with_in_flight(s, args, 8)
         wait_until(lambda: open(rec).read().count("\n") >= 4, 10 + slack(20), "3 records")
         proc.send_signal(signal.SIGINT)
         time.sleep(0.2)
