@@ -42,7 +42,7 @@ all: $(LLHTTP_LIB) $(BUILD)/volley $(BUILD)/libvolley.a $(BUILD)/libvolley.so
 $(DEPS_STAMP): tools/install-deps.sh
 	@for f in /usr/include/mbedtls/ssl.h /usr/share/llhttp/llhttp.c /usr/include/ares.h \
 	          /usr/include/zlib.h /usr/include/brotli/decode.h /usr/include/zstd.h \
-	          /usr/include/idn2.h; do \
+	          /usr/include/idn2.h /usr/include/jansson.h; do \
 	    [ -e $$f ] || { sh tools/install-deps.sh --build-only || exit 1; break; }; done
 	@command -v python3 >/dev/null || sh tools/install-deps.sh --build-only
 	@mkdir -p $(BUILD) && touch $@
@@ -71,8 +71,10 @@ $(BUILD)/libvolley.so: $(LIB_OBJS) $(LLHTTP_OBJS) $(BUILD)/libvolley.map
 	$(CC) -shared -Wl,-soname,libvolley.so.$(SOVERSION) -Wl,--version-script=$(BUILD)/libvolley.map \
 	    -o $@ $(LIB_OBJS) $(LLHTTP_OBJS) $(LDFLAGS_ALL) $(DEP_LIBS)
 
+# jansson (--input-format json, --resume) is the command's, never the library's.
+CLI_LIBS := -ljansson -pthread
 $(BUILD)/volley: $(CLI_OBJS) $(BUILD)/libvolley.a
-	$(CC) -o $@ $(CLI_OBJS) $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS)
+	$(CC) -o $@ $(CLI_OBJS) $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS) $(CLI_LIBS)
 
 # Unit tests that need an encoder to make their input link it too.
 UNIT_LIBS_test_decode := -lbrotlienc

@@ -238,6 +238,14 @@ typedef struct vl_client_opts {
     double per_host_delay_s;    /* least time between request starts to one host (0) */
 } vl_client_opts;
 
+/* What a client is doing right now. */
+typedef struct vl_client_stats {
+    int in_flight;              /* fetches resolving, connecting or exchanging */
+    int max_in_flight;          /* concurrency (lowered to fit the fd limit) */
+    int queued;                 /* fetches waiting in their hosts' queues */
+    int throttled_hosts;        /* hosts slowed by a 429/503 so far */
+} vl_client_stats;
+
 /* Fill opts with the defaults above. */
 void vl_client_opts_init(vl_client_opts *opts);
 /* Create a client on loop.  opts is copied (strings too).  On failure
@@ -246,6 +254,7 @@ int vl_client_new(vl_loop *loop, const vl_client_opts *opts, vl_client **out,
                   char *errbuf, size_t errlen);
 /* Close every connection and free the client.  No fetch may be running. */
 void vl_client_free(vl_client *client);
+void vl_client_stats_get(const vl_client *client, vl_client_stats *out);
 vl_loop *vl_client_loop(const vl_client *client);
 
 /* ----------------------------------------------------------------- fetch */

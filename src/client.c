@@ -194,6 +194,14 @@ int vl_client_new(vl_loop *loop, const vl_client_opts *opts, vl_client **out, ch
     return 0;
 }
 
+void vl_client_stats_get(const vl_client *c, vl_client_stats *out)
+{
+    out->in_flight = c->sched.active;
+    out->max_in_flight = c->sched.max_active;
+    out->queued = c->sched.queued;
+    out->throttled_hosts = c->sched.throttled_hosts;
+}
+
 void vl_client_free(vl_client *c)
 {
     if (!c)

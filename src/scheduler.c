@@ -108,6 +108,8 @@ void sched_queue(struct sched *s, struct sched_item *it, int front)
     out_of_window(s, it);
     if (list_linked(&it->link))
         list_remove(&it->link);
+    else
+        s->queued++;
     struct host *h = it->host;
     struct list_node *q = &h->queued;
     h->sched = s;
@@ -128,6 +130,7 @@ void sched_leave(struct sched *s, struct sched_item *it)
     if (list_linked(&it->link)) {
         struct host *h = it->host;
         list_remove(&it->link);
+        s->queued--;
         if (list_empty(&h->queued)) {
             if (list_linked(&h->ready_link))
                 list_remove(&h->ready_link);
@@ -143,8 +146,10 @@ void sched_leave(struct sched *s, struct sched_item *it)
 
 void sched_enter(struct sched *s, struct sched_item *it)
 {
-    if (list_linked(&it->link))
+    if (list_linked(&it->link)) {
         list_remove(&it->link);
+        s->queued--;
+    }
     if (!it->active) {
         it->active = 1;
         s->active++;
@@ -194,6 +199,7 @@ static uint64_t host_interval(const struct sched *s, const struct host *h)
 static struct sched_item *take(struct sched *s, struct host *h, uint64_t now)
 {
     struct sched_item *it = container_of(list_pop_head(&h->queued), struct sched_item, link);
+    s->queued--;
     uint64_t held = held_total(s, h, now) - it->held_mark_us;
     it->throttled_us += held;
     it->active = 1;

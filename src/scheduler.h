@@ -48,6 +48,7 @@ struct sched {
     /* --per-host-rate / --per-host-delay: the least interval per host */
     uint64_t host_interval_us;
     int throttled_hosts;       /* hosts ever slowed by a 429/503 */
+    int queued;                /* items waiting in hosts' queues */
 };
 
 void sched_init(struct sched *s, vl_loop *loop, int max_active, sched_room_fn *has_room,

@@ -15,15 +15,16 @@
 
 struct input {
     struct cli_opts *o;
+    input_parse_fn *parse;       /* NULL: each line is a URL */
     FILE *f;
     pthread_t reader;
     int reader_started;
     pthread_mutex_t lock;
     pthread_cond_t not_full;
-    char **ring;                 /* queued URLs (owned) */
+    struct input_item **ring;    /* queued items (owned) */
     size_t cap, head, count;
-    int64_t next_index;          /* index of the next line queued */
-    int64_t taken;               /* URLs handed to workers */
+    int64_t next_index;          /* position of the next line queued */
+    int64_t taken;               /* items handed to workers */
     int eof, closing;
     int nworkers;
     int (*wake)[2];              /* per worker: a pipe its loop watches */
@@ -54,9 +55,39 @@ static void wake_waiters(struct input *in)
     }
 }
 
-/* Queue one URL (taking ownership); -1 when the input is being closed. */
-static int push(struct input *in, char *url)
+void input_item_free(struct input_item *it)
 {
+    if (!it)
+        return;
+    for (size_t i = 0; i < it->nheaders; i++)
+        free(it->headers[i]);
+    free(it->headers);
+    free(it->url);
+    free(it->method);
+    free(it->body);
+    free(it->id_json);
+    free(it->error);
+    free(it);
+}
+
+static struct input_item *plain_item(const char *url, int64_t index)
+{
+    struct input_item *it = calloc(1, sizeof(*it));
+    if (it && !(it->url = strdup(url))) {
+        free(it);
+        return NULL;
+    }
+    if (it)
+        it->index = index;
+    return it;
+}
+
+/* Queue one item (taking ownership); -1 when the input is being closed or
+ * the item could not be made (NULL: out of memory). */
+static int push(struct input *in, struct input_item *it)
+{
+    if (!it)
+        return -1;
     /* Cancellation (input_close) is meant for a reader blocked in read();
      * never inside the lock. */
     int old;
@@ -66,30 +97,60 @@ static int push(struct input *in, char *url)
         pthread_cond_wait(&in->not_full, &in->lock);
     int rc = -1;
     if (!in->closing) {
-        in->ring[(in->head + in->count) % in->cap] = url;
+        in->ring[(in->head + in->count) % in->cap] = it;
         in->count++;
         wake_waiters(in);
         rc = 0;
     }
     pthread_mutex_unlock(&in->lock);
     if (rc < 0)
-        free(url);
+        input_item_free(it);
     pthread_setcancelstate(old, NULL);
     return rc;
 }
 
-int input_read_urls(FILE *f, char **line, size_t *cap, int (*emit)(void *data, const char *url),
-                    void *data)
+/* The reading loop of input_read_urls, with each line's 1-based number. */
+static int read_lines(FILE *f, char **line, size_t *cap,
+                      int (*emit)(void *data, const char *url, int64_t lineno), void *data)
 {
+    int64_t lineno = 0;
     while (getline(line, cap, f) >= 0) {
         char *u = clean_line(*line);
-        if (u && emit(data, u) < 0)
+        lineno++;
+        if (u && emit(data, u, lineno) < 0)
             return -1;
     }
     return 0;
 }
 
-static int push_copy(void *data, const char *url) { return push(data, strdup(url)); }
+struct plain_emit {
+    int (*emit)(void *data, const char *url);
+    void *data;
+};
+
+static int emit_plain(void *data, const char *url, int64_t lineno)
+{
+    struct plain_emit *pe = data;
+    (void)lineno;
+    return pe->emit(pe->data, url);
+}
+
+int input_read_urls(FILE *f, char **line, size_t *cap, int (*emit)(void *data, const char *url),
+                    void *data)
+{
+    struct plain_emit pe = {emit, data};
+    return read_lines(f, line, cap, emit_plain, &pe);
+}
+
+/* One line of -i: a plain URL or, with a parser, whatever it makes of it. */
+static int push_line(void *data, const char *line, int64_t lineno)
+{
+    struct input *in = data;
+    int64_t index = in->next_index++;
+    if (in->parse)
+        return push(in, in->parse(in->o, line, lineno, index));
+    return push(in, plain_item(line, index));
+}
 
 static void *reader_main(void *arg)
 {
@@ -99,9 +160,9 @@ static void *reader_main(void *arg)
     /* The line buffer lives in *in, so input_close frees it even when it
      * had to cancel this thread inside getline. */
     for (int i = 0; i < in->o->nurls && !stop; i++)
-        stop = push(in, strdup(in->o->urls[i])) < 0;
+        stop = push(in, plain_item(in->o->urls[i], in->next_index++)) < 0;
     if (!stop && in->f)
-        input_read_urls(in->f, &in->line, &cap, push_copy, in);
+        read_lines(in->f, &in->line, &cap, push_line, in);
     pthread_mutex_lock(&in->lock);
     in->eof = 1;
     wake_waiters(in);
@@ -109,18 +170,19 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-struct input *input_open(struct cli_opts *o, int nworkers, size_t queue_cap, char *err,
-                         size_t errlen)
+struct input *input_open(struct cli_opts *o, input_parse_fn *parse, int nworkers,
+                         size_t queue_cap, char *err, size_t errlen)
 {
     struct input *in = calloc(1, sizeof(*in));
     if (!in)
         return NULL;
     in->o = o;
+    in->parse = parse;
     in->nworkers = nworkers;
     in->cap = queue_cap;
     pthread_mutex_init(&in->lock, NULL);
     pthread_cond_init(&in->not_full, NULL);
-    in->ring = calloc(queue_cap, sizeof(char *));
+    in->ring = calloc(queue_cap, sizeof(*in->ring));
     in->wake = calloc((size_t)nworkers, sizeof(*in->wake));
     in->wants_wake = calloc((size_t)nworkers, sizeof(int));
     if (!in->ring || !in->wake || !in->wants_wake) {
@@ -135,7 +197,10 @@ struct input *input_open(struct cli_opts *o, int nworkers, size_t queue_cap, cha
             goto fail;
         }
     }
-    if (o->input) {
+    if (o->input_stream) {
+        in->f = o->input_stream; /* ours to close from now on */
+        o->input_stream = NULL;
+    } else if (o->input) {
         in->f = strcmp(o->input, "-") == 0 ? stdin : fopen(o->input, "re");
         if (!in->f) {
             snprintf(err, errlen, "cannot open input %s: %s", o->input, strerror(errno));
@@ -153,15 +218,15 @@ fail:
     return NULL;
 }
 
-int input_take(struct input *in, int worker, char **url, int64_t *index)
+int input_take(struct input *in, int worker, struct input_item **item)
 {
     int rc;
     pthread_mutex_lock(&in->lock);
     if (in->count) {
-        *url = in->ring[in->head];
+        *item = in->ring[in->head];
         in->head = (in->head + 1) % in->cap;
         in->count--;
-        *index = in->taken++;
+        in->taken++;
         /* Wake the reader once the queue is half empty, not per URL: a
          * wake-up per URL was a context switch per request (perf: 30% of
          * the CPU in the scheduler in the many scenario). */
@@ -212,7 +277,7 @@ void input_close(struct input *in)
         pthread_join(in->reader, NULL);
     }
     for (size_t i = 0; i < in->count; i++)
-        free(in->ring[(in->head + i) % in->cap]);
+        input_item_free(in->ring[(in->head + i) % in->cap]);
     for (int i = 0; in->wake && i < in->nworkers; i++) {
         if (in->wake[i][0] >= 0)
             close(in->wake[i][0]);

@@ -14,6 +14,8 @@ static const char usage_text[] =
     "Fetch many URLs at once on one thread; one result per URL.\n"
     "\n"
     "  -i, --input FILE          URLs one per line ('-' = stdin; blank lines and # comments skipped)\n"
+    "      --input-format FMT    lines of -i are 'urls' (default) or 'json' objects:\n"
+    "                            {\"url\",\"method\",\"headers\",\"body\",\"index\",\"id\"}\n"
     "  -c, --concurrency N       max requests in flight (default 100)\n"
     "      --per-host N          max connections per host:port (default 0 = unlimited)\n"
     "  -X, --request METHOD      request method (default GET, or POST with -d)\n"
@@ -40,25 +42,34 @@ static const char usage_text[] =
     "      --retry-max-time SECS  bound all attempts together (default 0 = none)\n"
     "  -o, --output-dir DIR      save each body in DIR (the record's \"file\" names it)\n"
     "      --json                one JSON object per input URL on stdout, in completion order\n"
+    "      --records FILE        write the records to FILE (JSON Lines, one write per record;\n"
+    "                            implies --json; the first line is a header, not a record)\n"
+    "      --resume              with --records: go on with FILE, skipping indexes whose\n"
+    "                            last record is ok (the input must be the same list)\n"
     "      --fail                an HTTP status >= 400 counts as a failure\n"
     "  -t, --threads N           run N loops in N threads (default 1)\n"
     "      --no-progress         no progress line on a terminal\n"
+    "      --progress-every SECS  without a terminal: a progress line on stderr every SECS\n"
+    "      --grace SECS          on SIGINT/SIGTERM: take no new URLs, give the ones in flight\n"
+    "                            SECS (default 5), then cancel them; a second signal exits now\n"
     "  -v, --verbose             trace the loop and every state change on stderr\n"
     "  -h, --help                this text\n"
     "      --version             version and build\n"
     "\n"
-    "Exit status: 0 when every URL succeeded, 1 when any failed, 2 on a usage error.\n";
+    "Exit status: 0 when every URL succeeded, 1 when any failed, 2 on a usage error,\n"
+    "130 after SIGINT, 143 after SIGTERM.\n";
 
 enum {
     O_PER_HOST = 256, O_TIMEOUT, O_CONNECT_TIMEOUT, O_READ_TIMEOUT, O_MAX_REDIRS,
     O_NO_DECOMPRESS, O_CACERT, O_RESOLVE, O_DNS_SERVERS, O_RETRY, O_RETRY_DELAY,
-    O_RETRY_MAX_TIME, O_JSON, O_FAIL, O_VERSION, O_DATA_BINARY, O_MAX_FILESIZE, O_READ_AHEAD, O_RATE,
-    O_PER_HOST_RATE, O_PER_HOST_DELAY,
-    O_NO_PROGRESS,
+    O_RETRY_MAX_TIME, O_JSON, O_FAIL, O_VERSION, O_DATA_BINARY, O_MAX_FILESIZE, O_READ_AHEAD,
+    O_RATE, O_PER_HOST_RATE, O_PER_HOST_DELAY, O_NO_PROGRESS, O_INPUT_FORMAT, O_RECORDS,
+    O_RESUME, O_GRACE, O_PROGRESS_EVERY,
 };
 
 static const struct option long_opts[] = {
     {"input", required_argument, 0, 'i'},
+    {"input-format", required_argument, 0, O_INPUT_FORMAT},
     {"concurrency", required_argument, 0, 'c'},
     {"per-host", required_argument, 0, O_PER_HOST},
     {"request", required_argument, 0, 'X'},
@@ -85,9 +96,13 @@ static const struct option long_opts[] = {
     {"retry-max-time", required_argument, 0, O_RETRY_MAX_TIME},
     {"output-dir", required_argument, 0, 'o'},
     {"json", no_argument, 0, O_JSON},
+    {"records", required_argument, 0, O_RECORDS},
+    {"resume", no_argument, 0, O_RESUME},
     {"fail", no_argument, 0, O_FAIL},
     {"threads", required_argument, 0, 't'},
     {"no-progress", no_argument, 0, O_NO_PROGRESS},
+    {"progress-every", required_argument, 0, O_PROGRESS_EVERY},
+    {"grace", required_argument, 0, O_GRACE},
     {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION},
@@ -196,12 +211,21 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
     vl_client_opts_init(c);
     o->threads = 1;
     o->progress = 1;
+    o->grace_s = 5;
     opterr = 0;
     optind = 1;
     int ch;
     while ((ch = getopt_long(argc, argv, ":i:c:X:H:d:A:o:t:kvh", long_opts, NULL)) != -1) {
         switch (ch) {
         case 'i': o->input = optarg; break;
+        case O_INPUT_FORMAT:
+            if (strcmp(optarg, "json") == 0)
+                o->input_json = 1;
+            else if (strcmp(optarg, "urls") == 0)
+                o->input_json = 0;
+            else
+                return usage_error("invalid --input-format '%s' (want urls or json)", optarg);
+            break;
         case 'c': INT_OPT(c->concurrency, 1, 1000000, "concurrency"); break;
         case O_PER_HOST: INT_OPT(c->per_host, 0, 1000000, "--per-host"); break;
         case O_READ_AHEAD: INT_OPT(c->read_ahead, 1, 100000000, "--read-ahead"); break;
@@ -260,9 +284,13 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
         case O_RETRY_MAX_TIME: SECS_OPT(c->retry_max_time_s, 1, "--retry-max-time"); break;
         case 'o': o->output_dir = optarg; break;
         case O_JSON: o->json = 1; break;
+        case O_RECORDS: o->records = optarg; o->json = 1; break;
+        case O_RESUME: o->resume = 1; break;
         case O_FAIL: c->fail_on_http_error = 1; break;
         case 't': INT_OPT(o->threads, 1, 256, "--threads"); break;
         case O_NO_PROGRESS: o->progress = 0; break;
+        case O_PROGRESS_EVERY: SECS_OPT(o->progress_every_s, 0, "--progress-every"); break;
+        case O_GRACE: SECS_OPT(o->grace_s, 1, "--grace"); break;
         case 'v': o->verbose = 1; break;
         case 'h': fputs(usage_text, stdout); return 1;
         case O_VERSION:
@@ -277,6 +305,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
     o->nurls = argc - optind;
     if (!o->nurls && !o->input)
         return usage_error("%s", "no URLs: give URLs as arguments or a list with -i FILE");
+    if (o->resume && !o->records)
+        return usage_error("%s", "--resume needs --records FILE");
     if (o->method && strcmp(o->method, "HEAD") == 0 && (o->data || o->data_file))
         return usage_error("%s", "-X HEAD cannot send a body");
     c->resolve = o->resolve;
@@ -286,6 +316,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
 
 void cli_opts_free(struct cli_opts *o)
 {
+    if (o->input_stream)
+        fclose(o->input_stream);
     free(o->headers);
     free(o->resolve);
 }

@@ -172,11 +172,8 @@ void out_thread_end(void)
     memset(&record_buf, 0, sizeof(record_buf));
 }
 
-static void out_json(FILE *f, const vl_result *r)
+static void format_json(struct buf *b, const vl_result *r, const char *id_json)
 {
-    struct buf *b = &record_buf;
-    b->len = 0;
-    b->oom = 0;
     puts_(b, "{\"index\":");
     put_i64(b, (long long)r->index);
     puts_(b, ",\"url\":");
@@ -212,31 +209,57 @@ static void out_json(FILE *f, const vl_result *r)
     put_i64(b, r->attempts);
     puts_(b, ",\"throttled_ms\":");
     put_ms(b, r->throttled_ms);
+    if (id_json) {
+        /* already JSON (jansson's compact form of the input's "id") */
+        puts_(b, ",\"id\":");
+        puts_(b, id_json);
+    }
     puts_(b, "}\n");
-    if (!b->oom)
-        fwrite(b->p, 1, b->len, f);
 }
 
-static void out_text(FILE *f, const vl_result *r)
+static void format_text(struct buf *b, const vl_result *r)
 {
+    char head[96];
     char status[8];
     if (r->status)
         snprintf(status, sizeof(status), "%d", r->status);
     else
         snprintf(status, sizeof(status), "---");
-    fprintf(f, "%-4s %-3s %10llu B %9.1f ms  %s", r->ok ? "ok" : "FAIL", status,
-            (unsigned long long)r->bytes, r->time_ms, r->url);
-    if (r->error)
-        fprintf(f, "  (%s)", r->error);
-    if (r->file)
-        fprintf(f, "  -> %s", r->file);
-    putc('\n', f);
+    snprintf(head, sizeof(head), "%-4s %-3s %10llu B %9.1f ms  ", r->ok ? "ok" : "FAIL", status,
+             (unsigned long long)r->bytes, r->time_ms);
+    puts_(b, head);
+    puts_(b, r->url ? r->url : "");
+    if (r->error) {
+        puts_(b, "  (");
+        puts_(b, r->error);
+        puts_(b, ")");
+    }
+    if (r->file) {
+        puts_(b, "  -> ");
+        puts_(b, r->file);
+    }
+    put(b, "\n", 1);
+}
+
+const char *out_format(const vl_result *r, int json, const char *id_json, size_t *len)
+{
+    struct buf *b = &record_buf;
+    b->len = 0;
+    b->oom = 0;
+    if (json)
+        format_json(b, r, id_json);
+    else
+        format_text(b, r);
+    if (b->oom)
+        return NULL;
+    *len = b->len;
+    return b->p;
 }
 
 void out_record(FILE *f, const vl_result *r, int json)
 {
-    if (json)
-        out_json(f, r);
-    else
-        out_text(f, r);
+    size_t len;
+    const char *p = out_format(r, json, NULL, &len);
+    if (p)
+        fwrite(p, 1, len, f);
 }

@@ -51,7 +51,9 @@ def test_progress_line_on_a_terminal_is_throttled_and_erased_before_the_summary(
     assert draws, "no progress line on the terminal:\n%r" % screen[-2000:]
     for line in draws:
         assert re.match(r"volley: \d+/20 done, \d+ in flight, \d+ failed, [\d.]+ k?B, "
-                        r"[\d.]+ req/s$", line), "progress line %r" % line
+                        r"[\d.]+ req/s(, ETA (\d+h\d\dm|\d+m\d\ds|\d+s))?$", line), (
+            "progress line %r" % line)
+    assert any(", ETA " in line for line in draws), "no ETA while the total is known: %s" % draws
     done = [int(re.match(r"volley: (\d+)/", l).group(1)) for l in draws]
     assert done == sorted(done), "done went backwards: %s" % done
     m = re.search(r"in ([\d.]+) s \(", screen)
