@@ -1,4 +1,5 @@
 /* decode.c: stacked content/transfer decoding as bodies stream in. */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -94,6 +95,8 @@ void decoder_free(struct decoder *d)
 {
     for (int i = 0; i < d->nlayers; i++)
         layer_free(&d->layer[i]);
+    free(d->layer);
+    d->layer = NULL;
     d->nlayers = 0;
 }
 
@@ -125,6 +128,10 @@ int decoder_init(struct decoder *d, const char *codings, char *err, size_t errle
             return -VL_EDECODE;
         }
         n++;
+    }
+    if (n && !(d->layer = calloc((size_t)n, sizeof(*d->layer)))) {
+        vl_fmt(err, errlen, "decode: out of memory");
+        return -VL_EDECODE;
     }
     /* the last coding applied is the first undone */
     for (int i = 0; i < n; i++) {

@@ -29,7 +29,8 @@ struct decode_layer {
 
 struct decoder {
     int nlayers;           /* 0: nothing to decode */
-    struct decode_layer layer[DECODE_MAX_LAYERS]; /* in decoding order */
+    struct decode_layer *layer; /* nlayers of them, in decoding order; malloc'ed only
+                                   for a coded body (most fetches embed an idle one) */
 };
 
 typedef int decode_out_fn(void *data, const char *chunk, size_t len);
