@@ -244,6 +244,7 @@ typedef struct vl_client_stats {
     int max_in_flight;          /* concurrency (lowered to fit the fd limit) */
     int queued;                 /* fetches waiting in their hosts' queues */
     int throttled_hosts;        /* hosts slowed by a 429/503 so far */
+    int runnable;               /* some queued fetch's host has room: it starts next */
 } vl_client_stats;
 
 /* Fill opts with the defaults above. */

@@ -200,6 +200,7 @@ void vl_client_stats_get(const vl_client *c, vl_client_stats *out)
     out->max_in_flight = c->sched.max_active;
     out->queued = c->sched.queued;
     out->throttled_hosts = c->sched.throttled_hosts;
+    out->runnable = !list_empty(&c->sched.ready);
 }
 
 void vl_client_free(vl_client *c)

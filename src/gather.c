@@ -44,7 +44,12 @@ static void refill(vl_gather_op *g)
     if (g->refilling)
         return; /* on_result inside refill: the outer loop goes on */
     g->refilling = 1;
-    while (!g->exhausted && !g->paused && g->inflight < g->window) {
+    /* past the client's concurrency only when it helps: room in flight that
+     * no queued request can take (their hosts are blocked) */
+    struct sched *s = &g->cl->sched;
+    while (!g->exhausted && !g->paused && g->inflight < g->window &&
+           (g->inflight < g->cl->opts.concurrency ||
+            (s->active < s->max_active && list_empty(&s->ready)))) {
         vl_request req = {0};
         int rc = g->next(g->next_data, &req);
         if (rc == -EAGAIN) {
@@ -63,9 +68,8 @@ static void refill(vl_gather_op *g)
     }
     g->refilling = 0;
     /* Bounded memory wins over reading on: say so once per stall. */
-    struct sched *s = &g->cl->sched;
     int stalled = !g->exhausted && !g->paused && g->inflight >= g->window &&
-                  s->active < s->max_active;
+                  s->active < s->max_active && list_empty(&s->ready);
     if (stalled && !g->stalled)
         client_trace(g->cl, "read-ahead full: %d requests started, %d in flight (of %d), the rest "
                      "wait for their hosts; reading no further until one is done",

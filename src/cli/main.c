@@ -312,12 +312,24 @@ static void start_failed(struct worker *w, struct input_item *it, int rc)
     input_item_free(it);
 }
 
+/* Read ahead past -c only when it helps: the client has room in flight
+ * that no queued fetch can take (their hosts are at their limits, held by
+ * a rate or a pause).  Otherwise memory stays what -c needs. */
+static int want_more(struct worker *w)
+{
+    if (w->inflight < w->window)
+        return 1;
+    vl_client_stats cs;
+    vl_client_stats_get(w->client, &cs);
+    return cs.in_flight < cs.max_in_flight && !cs.runnable;
+}
+
 static void refill(struct worker *w)
 {
     if (w->refilling)
         return; /* a result delivered inside refill: the outer loop goes on */
     w->refilling = 1;
-    while (w->state == RUN_TAKING && !w->paused && w->free_slot >= 0) {
+    while (w->state == RUN_TAKING && !w->paused && w->free_slot >= 0 && want_more(w)) {
         vl_request req = {0};
         int rc = next_request(w, &req);
         if (rc == -EAGAIN) {
@@ -344,7 +356,8 @@ static void refill(struct worker *w)
     /* bounded memory wins over reading on: say so once per stall */
     vl_client_stats cs;
     vl_client_stats_get(w->client, &cs);
-    int stalled = w->state == RUN_TAKING && w->free_slot < 0 && cs.in_flight < cs.max_in_flight;
+    int stalled = w->state == RUN_TAKING && w->free_slot < 0 && cs.in_flight < cs.max_in_flight &&
+                  !cs.runnable;
     if (stalled && !w->stalled && w->o->verbose)
         fprintf(stderr, "volley: worker %d: read-ahead full: %d requests started, %d in flight "
                 "(of %d), %d wait for their hosts; reading no further until one is done\n",
