@@ -205,13 +205,7 @@ class Daemon(_Server):
 
     def stop(self):
         if self.proc is not None:
-            kids = set(self._kids) | set(_children(self.proc.pid))
-            _stop_pid(self.proc, signal.SIGTERM)
-            for pid in kids:  # workers that outlived a SIGKILLed parent
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            harness.stop_master(self.proc, set(self._kids) | set(_children(self.proc.pid)))
             self.proc = None
         self._forget()
 

@@ -435,6 +435,17 @@ def _stop_pid(proc, sig=signal.SIGTERM, grace_s=5.0, extra_pids=()):
             pass
 
 
+def stop_master(proc, workers):
+    """SIGTERM a server's master (it reaps its workers), then SIGKILL any
+    worker that outlived it (a master that had to be SIGKILLed leaves them)."""
+    _stop_pid(proc, signal.SIGTERM)
+    for pid in workers:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _children(pid):
     try:
         with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
@@ -687,16 +698,7 @@ http {{
 
     def stop(self):
         if self.proc is not None:
-            workers = self._workers or _children(self.proc.pid)
-            _stop_pid(self.proc, signal.SIGTERM)
-            # SIGTERM makes the master reap its workers; kill any that outlived it
-            # (a master that had to be SIGKILLed leaves them behind).
-            for pid in workers:
-                try:
-                    os.kill(pid, 0)
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            stop_master(self.proc, self._workers or _children(self.proc.pid))
             self.proc = None
         self._forget()
 
