@@ -237,6 +237,7 @@ static void deliver(vl_loop *loop, void *data)
 
     cl->nfetches--;
     http_resp_free(&f->resp);
+    decoder_free(&f->dec);
     url_free(&f->url);
     for (size_t i = 0; i < f->nheaders; i++)
         free(f->headers[i]);
@@ -492,7 +493,8 @@ static void finish(vl_fetch *f, int err, const char *fmt, ...)
     end_attempt(f, !err && f->resp.complete && f->resp.keep_alive, err != 0);
     close_body_source(f);
     vl_timer_stop(&f->deadline_timer);
-    decoder_free(&f->dec);
+    /* the decoder is freed in deliver: finish may run inside it (a body
+     * callback that cancels), with its layers still on the stack */
     f->t_end = now_us(f);
     set_state(f, err ? F_FAILED : F_DONE);
     if (f->host) {
@@ -556,6 +558,8 @@ static int sink_body(void *data, const char *chunk, size_t len)
             vl_fmt(f->resp.err, sizeof(f->resp.err), "body callback failed: %s", vl_strerror(rc));
             return f->sink_err = rc;
         }
+        if (f->state == F_DONE || f->state == F_FAILED)
+            return -VL_ECANCELED; /* it canceled this fetch: stop the decoder and the parser */
     }
     return 0;
 }
