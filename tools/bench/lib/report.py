@@ -202,11 +202,12 @@ def targets(secs):
                 add(key, "≤ %d KiB RSS per connection%s" % (lim, "" if name == "volley" else " (%s)" % name),
                     f(per, "%.1f KiB") if per is not None else "failed" if not s.ok_runs(name) else "—",
                     None if per is None else per <= lim)
-    s = by.get("list")
-    if s:
-        small, big, growth = list_stats(s, "volley") if "volley" in s.runs else (None, None, None)
-        add("list", "RSS at %d URLs within 10%% of RSS at %d" % (s.big, s.small),
-            f(growth, "%+.1f%%"), None if growth is None else growth <= 10)
+    for key in ("list", "hosts"):
+        s = by.get(key)
+        if s:
+            small, big, growth = list_stats(s, "volley") if "volley" in s.runs else (None,) * 3
+            add(key, "RSS at %d URLs within 10%% of RSS at %d" % (s.big, s.small),
+                f(growth, "%+.1f%%"), None if growth is None else growth <= 10)
     return out
 
 

@@ -17,12 +17,12 @@ FULL = dict(seed_rounds=5, many_n=100_000, many_rounds=3, wrk_secs=5, tls_n=5_00
             big_total=GiB, big_rounds=3, idle_n=10_000, idle_base=100, idle_rounds=1,
             idle_delay_plain=6, idle_delay_tls=20, list_small=10_000, list_big=1_000_000,
             list_rounds=1, sorted_per_host=100, sorted_rounds=3, polite_hosts=50,
-            polite_per_host=200, polite_rounds=1)
+            polite_per_host=200, polite_rounds=1, hosts_small=100, hosts_big=10_000)
 QUICK = dict(seed_rounds=3, many_n=20_000, many_rounds=2, wrk_secs=3, tls_n=2_000, tls_rounds=2,
              big_total=256 * MiB, big_rounds=3, idle_n=1_000, idle_base=100, idle_rounds=1,
              idle_delay_plain=3, idle_delay_tls=5, list_small=10_000, list_big=100_000,
              list_rounds=1, sorted_per_host=50, sorted_rounds=2, polite_hosts=10,
-             polite_per_host=40, polite_rounds=1)
+             polite_per_host=40, polite_rounds=1, hosts_small=100, hosts_big=1_000)
 
 SEED_HOSTS = ["a.seed.test", "b.seed.test", "c.seed.test"]
 TLS_HOSTS = ["h%02d.tls.test" % i for i in range(50)]
@@ -393,6 +393,42 @@ def polite(ctx):
     return [sec]
 
 
+# -- 9. hosts ----------------------------------------------------------------
+
+def hosts(ctx):
+    P = ctx.P
+    per = 100
+    with ctx.nginx(workers=ctx.args.nginx_workers) as ng:
+        port = ng.http_port
+        jobs = {}
+        # both runs get the whole --resolve table (it costs memory per entry,
+        # whatever the list): the comparison is the list and the hosts used
+        names = ["h%05d.hosts.test" % i for i in range(P["hosts_big"])]
+        table = resolves(names, port)
+        for nh in (P["hosts_small"], P["hosts_big"]):
+            urls = ("http://%s:%d/f/1k.bin?i=%d" % (names[i // per], port, i)
+                    for i in range(nh * per))
+            path, n = write_urls(ctx, "hosts-%d" % nh, urls)
+            jobs[nh] = Job("hosts-%d" % nh, path, n, n * KB1, 100, table, timeout=900, server=ng)
+        small, big = (jobs[P["hosts_small"]], jobs[P["hosts_big"]])
+        sec = ListSection("hosts", "hosts: %s URLs over %s hosts vs %s over %s, sorted by host, "
+                          "--per-host 2" % (fmt_count(big.n), fmt_count(P["hosts_big"]),
+                                            fmt_count(small.n), fmt_count(P["hosts_small"])),
+                          big, "Each host's %d URLs in a row (the worst order for a FIFO), every "
+                          "name resolved to 127.0.0.1 by --resolve (the same table of every name in both runs); the scheduler keeps a queue "
+                          "per host and reads ahead only while in-flight room is unused: peak "
+                          "RSS must not follow the list or the number of hosts." % per)
+        sec.small, sec.big, sec.small_runs = small.n, big.n, {}
+        c = Volley("volley", ctx.volley, extra=["--per-host", "2"])
+        sec.clients.append(c.name)
+        sec.runs[c.name], sec.small_runs[c.name] = [], []
+        for name in ("curl --parallel", "aiohttp"):
+            sec.add_na(name, "no per-host limit (curl 7.88) / time budget (aiohttp); see list")
+        sec.small_runs[c.name].append(run_one(ctx, c, small, 0))
+        sec.runs[c.name].append(run_one(ctx, c, big, 0))
+    return [sec]
+
+
 SCENARIOS = {"seed": seed, "many": many, "tls": tls, "big": big, "idle": idle, "list": list_,
-             "sorted": sorted_, "polite": polite}
+             "sorted": sorted_, "polite": polite, "hosts": hosts}
 HTTPS_SCENARIOS = {"seed", "tls", "idle"}
