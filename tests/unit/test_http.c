@@ -1288,6 +1288,39 @@ static void status_line_longer_than_the_bound_fails_early(void **state)
     }
 }
 
+static void resume_after_reads_retry_after_then_ratelimit_reset_headers(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *fields;
+        int64_t us;
+    } cases[] = {
+        {"Retry-After: 7\r\nRateLimit-Reset: 9\r\n", 7000000},
+        {"ratelimit-reset: 9\r\nX-RateLimit-Reset: 11\r\n", 9000000},
+        {"X-RateLimit-Reset: 11\r\n", 11000000},
+        {"X-RateLimit-Reset: 1700000030\r\n", 30000000}, /* a Unix time: now + 30 s */
+        {"X-RateLimit-Reset: 1699999990\r\n", 0},        /* in the past */
+        {"X-RateLimit-Reset: soon\r\n", -1},
+        {"X-RateLimit-Resets: 5\r\n", -1},
+        {"", -1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char raw[256];
+        snprintf(raw, sizeof(raw), "HTTP/1.1 429 Too Many\r\n%sContent-Length: 0\r\n\r\n",
+                 cases[i].fields);
+        for (int m = 0; m < NMODES; m++) {
+            struct parsed p;
+            parse(&p, raw, strlen(raw), m, 0, 65536);
+            expect_complete(&p, (long)strlen(raw), 429, "", 0);
+            int64_t us = http_resume_after_us(&p.r, 1700000000);
+            if (us != cases[i].us)
+                fail_msg("%s: '%s': expected %lld us, got %lld", p.mode, cases[i].fields,
+                         (long long)cases[i].us, (long long)us);
+            http_resp_free(&p.r);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1329,6 +1362,7 @@ int main(void)
         cmocka_unit_test(location_is_a_singleton),
         cmocka_unit_test(a_long_location_arrives_whole),
         cmocka_unit_test(retry_after_accepts_every_http_date_form),
+        cmocka_unit_test(resume_after_reads_retry_after_then_ratelimit_reset_headers),
         cmocka_unit_test(content_length_list_of_one_value_is_that_length_and_any_other_fails),
         cmocka_unit_test(transfer_encoding_is_framed_as_llhttp_is_shown_it),
         cmocka_unit_test(bare_cr_in_a_head_or_trailers_is_rejected),
