@@ -748,11 +748,12 @@ static void do_send(vl_fetch *f)
 }
 
 /* A reused connection that dies before any response byte: the server
- * closed it while it sat idle.  The retry takes a new connection when the
- * per-host limit allows (try_acquire); only when it had to take another
- * idle one may that die too, and be retried again, STALE_RETRY_MAX in all
- * per request (a redirect is a new request).  Retry once on a new connection (RFC 9112
- * §9.3.1 allows it for idempotent requests; curl and aiohttp do this). */
+ * closed it while it sat idle, so the request was never answered (curl and
+ * aiohttp retry it too; RFC 9112 §9.3.1).  The retry takes a new connection
+ * when the per-host limit allows (try_acquire); only when it had to take
+ * another idle one may that die too and be retried again, STALE_RETRY_MAX
+ * in all per request (a redirect is a new request).  Like curl, this does
+ * not look at the method: nothing of the request was answered. */
 static int retry_stale(vl_fetch *f)
 {
     if (!f->reused || f->stale_retried >= STALE_RETRY_MAX || f->exchange_bytes)
