@@ -11,7 +11,7 @@ WFLAGS  := -std=c11 -Wall -Wextra -Werror
 CPPFLAGS_ALL := -D_GNU_SOURCE -DVL_VERSION_STRING=\"$(VERSION)\" -Iinclude -Isrc \
                 -I/usr/share/include/llhttp
 ALL_CFLAGS = $(WFLAGS) $(CFLAGS) $(SAN_FLAGS) -fPIC $(CPPFLAGS_ALL)
-DEP_LIBS := -lmbedtls -lmbedx509 -lmbedcrypto -lcares -lz -lbrotlidec -lzstd -lidn2
+DEP_LIBS := -lmbedtls -lmbedx509 -lmbedcrypto -lcares -lz -lbrotlidec -lzstd -lidn2 -lnghttp2
 LDFLAGS_ALL = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_SRCS := $(sort $(wildcard src/*.c))
@@ -139,7 +139,7 @@ INSTALL      ?= install
 SONAME       := libvolley.so.$(SOVERSION)
 # What DEP_LIBS links, for static linking through pkg-config: the libraries
 # that ship a .pc file by name, mbedTLS (which ships none) by flags.
-PC_REQUIRES_PRIVATE := libcares zlib libbrotlidec libzstd libidn2
+PC_REQUIRES_PRIVATE := libcares zlib libbrotlidec libzstd libidn2 libnghttp2
 PC_LIBS_PRIVATE     := -lmbedtls -lmbedx509 -lmbedcrypto
 INSTALLED := $(BINDIR)/volley $(LIBDIR)/libvolley.so.$(VERSION) $(LIBDIR)/$(SONAME) \
              $(LIBDIR)/libvolley.so $(LIBDIR)/libvolley.a $(INCLUDEDIR)/volley.h \

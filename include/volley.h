@@ -236,7 +236,16 @@ typedef struct vl_client_opts {
     double rate_per_s;          /* request starts per second over the client (0: no limit) */
     double per_host_rate_per_s; /* request starts per second to one host (0: no limit) */
     double per_host_delay_s;    /* least time between request starts to one host (0) */
+    int http_version;           /* VL_HTTP_* below (VL_HTTP_DEFAULT) */
 } vl_client_opts;
+
+/* Which HTTP to speak (curl's --http1.1, --http2, --http2-prior-knowledge). */
+enum {
+    VL_HTTP_DEFAULT = 0,        /* https offers h2,http/1.1 by ALPN; http is HTTP/1.1 */
+    VL_HTTP_1_1 = 1,            /* HTTP/1.1 only (ALPN offers http/1.1) */
+    VL_HTTP_2 = 2,              /* as the default */
+    VL_HTTP_2_PRIOR = 3,        /* as the default, and h2 without upgrade on http:// (h2c) */
+};
 
 /* What a client is doing right now. */
 typedef struct vl_client_stats {
@@ -304,6 +313,7 @@ typedef struct vl_result {          /* valid only during the result callback */
     int attempts;                   /* attempts made (1 + retries) */
     void *user;
     double throttled_ms;            /* time waited for a rate limit or a host's pause */
+    const char *http_version;       /* "1.1" or "2" of the last exchange; NULL if none */
 } vl_result;
 
 typedef void vl_result_cb(const vl_result *result, void *data);

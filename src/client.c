@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include "client.h"
+#include "h2.h"
 #include "fetch.h"
 
 #ifndef VL_VERSION_STRING
@@ -159,6 +160,7 @@ int vl_client_new(vl_loop *loop, const vl_client_opts *opts, vl_client **out, ch
     if (!c)
         return -ENOMEM;
     c->loop = loop;
+    list_init(&c->h2_sessions);
     c->t0_us = loop_now_us(loop);
     rc = copy_opts(c, opts);
     if (rc == 0 && !(c->rbuf = malloc(CLIENT_RBUF_BYTES)))
@@ -208,6 +210,7 @@ void vl_client_free(vl_client *c)
     if (!c)
         return;
     sched_free(&c->sched);
+    h2_close_all(c);
     if (c->pool.buckets)
         pool_free(&c->pool);
     dns_free(c->dns);

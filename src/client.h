@@ -27,6 +27,7 @@ struct vl_client {
     uint64_t next_fetch_id;
     uint64_t t0_us;                /* for trace timestamps */
     char *rbuf;                    /* one read buffer for every connection */
+    struct list_node h2_sessions;  /* every open h2 session (h2.c) */
 };
 
 void client_trace(vl_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

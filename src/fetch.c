@@ -21,6 +21,7 @@
 
 #include "fetch.h"
 #include "decode.h"
+#include "h2.h"
 #include "http.h"
 #include "url.h"
 
@@ -92,6 +93,9 @@ struct vl_fetch {
                                      * the first exchange's, redirects included) */
     int sink_err;                   /* why the body sink refused bytes */
     struct http_resp resp;
+    struct h2_stream *h2s;          /* the exchange's h2 stream, when over HTTP/2 */
+    int http_version;               /* of the last exchange: 0 none, 1 HTTP/1.1, 2 HTTP/2 */
+    int h2_requeues;                /* sent again because an h2 server never processed it */
 
     /* the response body */
     uint64_t bytes;
@@ -118,6 +122,8 @@ static int maybe_retry(vl_fetch *f);
 static void reset_response(vl_fetch *f);
 static void end_tls_probe(vl_fetch *f);
 static void end_attempt(vl_fetch *f, int reusable, int failed);
+static void upgrade_to_h2(vl_fetch *f);
+static void start_h2_exchange(vl_fetch *f, struct h2_session *s);
 
 static uint64_t now_us(const vl_fetch *f) { return loop_now_us(f->cl->loop); }
 static double ms_between(uint64_t a, uint64_t b) { return (double)(b - a) / 1000.0; }
@@ -233,6 +239,7 @@ static void deliver(vl_loop *loop, void *data)
     r.attempts = f->attempts;
     r.user = f->user;
     r.throttled_ms = (double)f->item.throttled_us / 1000.0;
+    r.http_version = f->http_version == 2 ? "2" : f->http_version == 1 ? "1.1" : NULL;
     f->cb(&r, f->cb_data);
 
     cl->nfetches--;
@@ -276,6 +283,10 @@ static void close_body_source(vl_fetch *f)
 static void release_conn(vl_fetch *f, int reusable)
 {
     struct pool *p = &f->cl->pool;
+    if (f->h2s) {
+        h2_stream_detach(f->h2s); /* the session keeps the connection */
+        f->h2s = NULL;
+    }
     if (f->conn) {
         struct conn *c = f->conn;
         f->conn = NULL;
@@ -329,6 +340,17 @@ static void end_tls_probe(vl_fetch *f)
  * a fraction of the CPU on both ends. */
 static int wait_for_session(vl_fetch *f)
 {
+    /* A host that speaks h2 (or will, by prior knowledge) gets one new
+     * connection at a time: its streams serve the fetches waiting here. */
+    int http_v = f->cl->opts.http_version;
+    if (http_v != VL_HTTP_1_1 &&
+        (f->host->h2_seen || (!f->url.https && http_v == VL_HTTP_2_PRIOR))) {
+        if (f->host->tls_probing)
+            return 1;
+        f->host->tls_probing = 1;
+        f->tls_probe = 1;
+        return 0;
+    }
     if (!f->url.https || f->cl->tls_failed)
         return 0;
     struct tls_ctx *tls = client_tls(f->cl);
@@ -409,7 +431,7 @@ static int transient_error(const vl_fetch *f, int err)
     if (err == -VL_EDNS)
         return strstr(f->errmsg, "timeout") != NULL;
     /* a reset or an early close before the response was complete */
-    return (err == -VL_EIO || err == -VL_EHTTP) && f->conn && !f->resp.complete &&
+    return (err == -VL_EIO || err == -VL_EHTTP) && (f->conn || f->h2s) && !f->resp.complete &&
            (strstr(f->errmsg, "reset") || strstr(f->errmsg, "closed before"));
 }
 
@@ -674,7 +696,7 @@ static void reset_response(vl_fetch *f)
     f->bytes = 0;
 }
 
-static void start_exchange(vl_fetch *f)
+static void prepare_exchange(vl_fetch *f)
 {
     f->exchange_bytes = 0;
     f->head_off = 0;
@@ -683,6 +705,12 @@ static void start_exchange(vl_fetch *f)
     if (f->body_fd >= 0)
         lseek(f->body_fd, 0, SEEK_SET);
     reset_response(f);
+}
+
+static void start_exchange(vl_fetch *f)
+{
+    prepare_exchange(f);
+    f->http_version = 1;
     set_state(f, F_SENDING);
     do_send(f);
 }
@@ -911,6 +939,31 @@ static void on_eof(vl_fetch *f)
     response_complete(f, 0);
 }
 
+/* Response bytes of the exchange: read from the connection (HTTP/1.1) or
+ * an h2 stream's rendering of its frames (h2.h).  1 when the fetch has
+ * moved on (complete, failed, canceled from its body callback). */
+static int take_response_bytes(vl_fetch *f, const char *buf, size_t n)
+{
+    f->last_io = now_us(f);
+    if (!f->t_first)
+        f->t_first = f->last_io;
+    f->exchange_bytes += (uint64_t)n;
+    long used = http_resp_feed(&f->resp, buf, n);
+    if (f->state == F_DONE || f->state == F_FAILED)
+        return 1;
+    if (used < 0) {
+        finish(f, f->sink_err ? f->sink_err : -VL_EHTTP, "%s", f->resp.err);
+        return 1;
+    }
+    if (f->state == F_AWAIT_HEADERS && f->resp.headers_done)
+        set_state(f, F_BODY);
+    if (f->resp.complete) {
+        response_complete(f, used < (long)n);
+        return 1;
+    }
+    return 0;
+}
+
 static void do_read(vl_fetch *f)
 {
     vl_client *cl = f->cl;
@@ -931,23 +984,8 @@ static void do_read(vl_fetch *f)
             on_eof(f);
             return;
         }
-        f->last_io = now_us(f);
-        if (!f->t_first)
-            f->t_first = f->last_io;
-        f->exchange_bytes += (uint64_t)n;
-        long used = http_resp_feed(&f->resp, cl->rbuf, (size_t)n);
-        if (f->state == F_DONE || f->state == F_FAILED)
-            return; /* canceled from its body callback: c is gone already */
-        if (used < 0) {
-            finish(f, f->sink_err ? f->sink_err : -VL_EHTTP, "%s", f->resp.err);
-            return;
-        }
-        if (f->state == F_AWAIT_HEADERS && f->resp.headers_done)
-            set_state(f, F_BODY);
-        if (f->resp.complete) {
-            response_complete(f, used < n);
-            return;
-        }
+        if (take_response_bytes(f, cl->rbuf, (size_t)n))
+            return; /* done, failed, redirected, or canceled: c may be gone */
         if (c->ops->short_read_drains && (size_t)n < CLIENT_RBUF_BYTES) {
             want(f, VL_READ); /* saves the recv that would only say EAGAIN */
             return;
@@ -967,6 +1005,10 @@ static void do_handshake(vl_fetch *f)
         tls_describe(c, desc, sizeof(desc));
         client_trace(f->cl, "fetch#%llu tls: %s in %.1f ms", (unsigned long long)f->id, desc,
                      ms_between(f->t_conn, f->t_tls));
+    }
+    if (tls_alpn_is_h2(c)) {
+        upgrade_to_h2(f);
+        return;
     }
     start_exchange(f);
 }
@@ -1017,7 +1059,10 @@ static void on_connected(void *data, int fd, int err, const char *msg, const cha
         return;
     }
     if (!f->url.https) {
-        start_exchange(f);
+        if (cl->opts.http_version == VL_HTTP_2_PRIOR)
+            upgrade_to_h2(f); /* h2c by prior knowledge (RFC 9113 §3.3) */
+        else
+            start_exchange(f);
         return;
     }
     struct tls_ctx *tls = client_tls(cl);
@@ -1088,8 +1133,9 @@ static void try_acquire(vl_fetch *f)
          * still serves when the host is at its limit: it may hold the
          * host's last slot, and nothing would wake a fetch waiting for it. */
         struct conn *c = NULL;
-        int fresh = f->stale_retried && pool_reserve(&cl->pool, f->host);
-        if (!fresh && !(c = pool_take_idle(&cl->pool, f->host)) &&
+        struct h2_session *hs = h2_session_with_room(f->host); /* a free stream first */
+        int fresh = !hs && f->stale_retried && pool_reserve(&cl->pool, f->host);
+        if (!hs && !fresh && !(c = pool_take_idle(&cl->pool, f->host)) &&
             (wait_for_session(f) || !pool_reserve(&cl->pool, f->host))) {
             end_tls_probe(f); /* a probe that could not start is none */
             sched_queue(&cl->sched, &f->item, 1);
@@ -1102,6 +1148,11 @@ static void try_acquire(vl_fetch *f)
             timer_start_us(&f->total_timer, (uint64_t)(cl->opts.timeout_s * 1e6));
         if (!f->attempts)
             f->attempts = 1;
+        if (hs) {
+            f->reused = 1;
+            start_h2_exchange(f, hs);
+            return;
+        }
         if (c) {
             adopt_conn(f, c);
             return;
@@ -1125,7 +1176,7 @@ static void try_acquire(vl_fetch *f)
 int fetch_host_has_room(void *ctx, struct host *h)
 {
     vl_client *cl = ctx;
-    if (!list_empty(&h->idle))
+    if (!list_empty(&h->idle) || h2_session_with_room(h))
         return 1;
     if (h->tls_probing)
         return 0;
@@ -1229,4 +1280,109 @@ void vl_fetch_cancel(vl_fetch *f)
 {
     if (f && f->state != F_DONE && f->state != F_FAILED)
         finish(f, -VL_ECANCELED, "canceled");
+}
+
+/* ------------------------------------------------------ the h2 exchange */
+/* The same response handling as HTTP/1.1: h2.c renders each stream's
+ * response as HTTP/1.1 bytes into take_response_bytes; END_STREAM is the
+ * close that ends a close-delimited body. */
+
+#define H2_REQUEUE_MAX 8 /* an unprocessed request sent again (GOAWAY, REFUSED_STREAM) */
+
+static void h2_sent(void *owner)
+{
+    vl_fetch *f = owner;
+    f->t_sent = f->last_io = now_us(f);
+    if (f->state == F_SENDING)
+        set_state(f, f->resp.headers_done ? F_BODY : F_AWAIT_HEADERS);
+}
+
+static void h2_bytes(void *owner, const char *buf, size_t len)
+{
+    take_response_bytes(owner, buf, len);
+}
+
+static void h2_end(void *owner)
+{
+    vl_fetch *f = owner;
+    if (http_resp_eof(&f->resp) < 0) {
+        finish(f, -VL_EHTTP, "%s", f->resp.err);
+        return;
+    }
+    response_complete(f, 0);
+}
+
+/* The server never processed the request (RFC 9113 §8.7): send it again
+ * on a stream with room or a new connection, as curl does, without
+ * counting an attempt. */
+static void h2_fail(void *owner, int err, int requeue, const char *msg)
+{
+    vl_fetch *f = owner;
+    if (!requeue || f->h2_requeues >= H2_REQUEUE_MAX) {
+        finish(f, err, "%s", msg);
+        return;
+    }
+    f->h2_requeues++;
+    client_trace(f->cl, "fetch#%llu %s: not processed, sending it again (%d of %d)",
+                 (unsigned long long)f->id, msg, f->h2_requeues, H2_REQUEUE_MAX);
+    end_attempt(f, 0, 1);
+    f->reused = 0;
+    reset_response(f);
+    set_state(f, F_QUEUED);
+    sched_queue(&f->cl->sched, &f->item, 1);
+}
+
+static ssize_t h2_body(void *owner, char *buf, size_t len)
+{
+    vl_fetch *f = owner;
+    uint64_t left = f->body_total - f->body_off;
+    if (len > left)
+        len = (size_t)left;
+    if (len == 0)
+        return 0;
+    if (f->body) {
+        memcpy(buf, f->body + f->body_off, len);
+    } else {
+        ssize_t n;
+        do
+            n = read(f->body_fd, buf, len);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+            finish(f, -VL_EIO, "request body: %s changed while sending (%s)", f->body_file,
+                   n < 0 ? strerror(errno) : "shorter than its size");
+            return -1;
+        }
+        len = (size_t)n;
+    }
+    f->body_off += len;
+    f->last_io = now_us(f);
+    return (ssize_t)len;
+}
+
+static const struct h2_events h2_events = {h2_sent, h2_bytes, h2_end, h2_fail, h2_body};
+
+static void start_h2_exchange(vl_fetch *f, struct h2_session *s)
+{
+    char msg[256];
+    prepare_exchange(f);
+    f->http_version = 2;
+    set_state(f, F_SENDING);
+    f->h2s = h2_stream_start(s, f->head, f->head_len, f->body || f->body_fd >= 0, &h2_events, f,
+                             msg, sizeof(msg));
+    if (!f->h2s)
+        finish(f, -VL_EHTTP, "%s", msg);
+}
+
+/* The connection f just made speaks h2: it becomes a session (owning the
+ * connection and its pool slot) and f its first stream. */
+static void upgrade_to_h2(vl_fetch *f)
+{
+    struct h2_session *s = h2_session_new(f->cl, f->conn, f->url.https);
+    if (!s) {
+        finish(f, -ENOMEM, "http2: cannot start a session: out of memory");
+        return;
+    }
+    f->conn = NULL;
+    end_tls_probe(f); /* the fetches held back for this connection find its streams */
+    start_h2_exchange(f, s);
 }

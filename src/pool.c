@@ -96,6 +96,7 @@ struct host *pool_host_get(struct pool *p, const char *key)
     list_init(&h->ready_link);
     timer_init(&h->throttle_timer, p->loop, NULL, h);
     list_init(&h->connecting);
+    list_init(&h->h2);
     h->refs = 1;
     h->pool = p;
     h->hnext = p->buckets[b];

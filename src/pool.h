@@ -28,6 +28,9 @@ struct host {
     uint64_t held_since_us;     /* held now since (0: not held) */
     vl_timer throttle_timer;    /* ends the hold */
     int throttle_sticky;        /* back-off state to keep though nothing uses the host */
+    /* HTTP/2, kept by h2.c */
+    struct list_node h2;        /* its h2 sessions */
+    int h2_seen;                /* it spoke h2: open one connection at a time */
 };
 
 struct pool {

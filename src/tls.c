@@ -96,6 +96,8 @@ struct tls_conn {
 };
 
 static const char *alpn_protocols[] = {"http/1.1", NULL};
+/* RFC 9113 §3.2: h2 offered first; the server picks (--http2, the default). */
+static const char *alpn_h2_protocols[] = {"h2", "http/1.1", NULL};
 
 /* mbedTLS 2.28 offers secp521r1 first, and a TLS 1.2 server that honours the
  * client's order (nginx's default) then spends ~5 ms of our CPU per full
@@ -882,7 +884,7 @@ static int *ordered_suites(void)
     return out;
 }
 
-static int setup_config(struct tls_ctx *ctx, char *err, size_t errlen)
+static int setup_config(struct tls_ctx *ctx, int offer_h2, char *err, size_t errlen)
 {
     static const unsigned char pers[] = "volley tls";
     char msg[160];
@@ -892,7 +894,8 @@ static int setup_config(struct tls_ctx *ctx, char *err, size_t errlen)
         ret = mbedtls_ssl_config_defaults(&ctx->conf, MBEDTLS_SSL_IS_CLIENT,
                                           MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
     if (ret == 0)
-        ret = mbedtls_ssl_conf_alpn_protocols(&ctx->conf, alpn_protocols);
+        ret = mbedtls_ssl_conf_alpn_protocols(&ctx->conf,
+                                              offer_h2 ? alpn_h2_protocols : alpn_protocols);
     if (ret != 0) {
         mbed_errstr(ret, msg, sizeof(msg));
         vl_fmt(err, errlen, "tls: setup failed: %s", msg);
@@ -933,7 +936,7 @@ int tls_ctx_new(const vl_client_opts *opts, struct tls_ctx **out, char *err, siz
     /* With verification off no CA is read, so a missing bundle is no error. */
     int ret = ctx->insecure ? 0 : load_ca(ctx, opts->cacert, err, errlen);
     if (ret == 0)
-        ret = setup_config(ctx, err, errlen);
+        ret = setup_config(ctx, opts->http_version != VL_HTTP_1_1, err, errlen);
     if (ret != 0) {
         tls_ctx_free(ctx);
         return ret;
@@ -1022,4 +1025,11 @@ void tls_describe(const struct conn *c, char *buf, size_t len)
     const char *alpn = mbedtls_ssl_get_alpn_protocol(&t->ssl);
     vl_fmt(buf, len, "%s %s alpn=%s%s", mbedtls_ssl_get_version(&t->ssl), suite,
            alpn ? alpn : "none", c->tls_resumed ? " resumed" : "");
+}
+
+int tls_alpn_is_h2(const struct conn *c)
+{
+    const struct tls_conn *t = c->tls;
+    const char *alpn = t ? mbedtls_ssl_get_alpn_protocol(&t->ssl) : NULL;
+    return alpn && strcmp(alpn, "h2") == 0;
 }

@@ -31,4 +31,7 @@ int tls_has_session(struct tls_ctx *ctx, const char *session_key);
 /* After a completed handshake: "TLSv1.2 ECDHE-... alpn=http/1.1 resumed". */
 void tls_describe(const struct conn *c, char *buf, size_t len);
 
+/* After a completed handshake: did the server pick h2 by ALPN? */
+int tls_alpn_is_h2(const struct conn *c);
+
 #endif

@@ -47,6 +47,9 @@ static const char usage_text[] =
     "      --resume              with --records: go on with FILE, skipping indexes whose\n"
     "                            last record is ok (the input must be the same list)\n"
     "      --fail                an HTTP status >= 400 counts as a failure\n"
+    "      --http1.1             speak HTTP/1.1 only\n"
+    "      --http2               offer h2 by ALPN over https, HTTP/1.1 on http (the default)\n"
+    "      --http2-prior-knowledge  as --http2, and h2 without upgrade on http:// (h2c)\n"
     "  -t, --threads N           run N loops in N threads (default 1)\n"
     "      --no-progress         no progress line on a terminal\n"
     "      --progress-every SECS  without a terminal: a progress line on stderr every SECS\n"
@@ -65,6 +68,7 @@ enum {
     O_RETRY_MAX_TIME, O_JSON, O_FAIL, O_VERSION, O_DATA_BINARY, O_MAX_FILESIZE, O_READ_AHEAD,
     O_RATE, O_PER_HOST_RATE, O_PER_HOST_DELAY, O_NO_PROGRESS, O_INPUT_FORMAT, O_RECORDS,
     O_RESUME, O_GRACE, O_PROGRESS_EVERY,
+    O_HTTP1_1, O_HTTP2, O_HTTP2_PRIOR,
 };
 
 static const struct option long_opts[] = {
@@ -106,6 +110,9 @@ static const struct option long_opts[] = {
     {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION},
+    {"http1.1", no_argument, 0, O_HTTP1_1},
+    {"http2", no_argument, 0, O_HTTP2},
+    {"http2-prior-knowledge", no_argument, 0, O_HTTP2_PRIOR},
     {0, 0, 0, 0},
 };
 
@@ -258,6 +265,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
                 return 2;
             break;
         case 'A': c->user_agent = optarg; break;
+        case O_HTTP1_1: c->http_version = VL_HTTP_1_1; break;
+        case O_HTTP2: c->http_version = VL_HTTP_2; break;
+        case O_HTTP2_PRIOR: c->http_version = VL_HTTP_2_PRIOR; break;
         case O_TIMEOUT: SECS_OPT(c->timeout_s, 0, "--timeout"); break;
         case O_CONNECT_TIMEOUT: SECS_OPT(c->connect_timeout_s, 0, "--connect-timeout"); break;
         case O_READ_TIMEOUT: SECS_OPT(c->read_timeout_s, 0, "--read-timeout"); break;

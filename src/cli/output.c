@@ -209,6 +209,11 @@ static void format_json(struct buf *b, const vl_result *r, const char *id_json)
     put_i64(b, r->attempts);
     puts_(b, ",\"throttled_ms\":");
     put_ms(b, r->throttled_ms);
+    puts_(b, ",\"http_version\":");
+    if (r->http_version)
+        put_json_string(b, r->http_version);
+    else
+        puts_(b, "null");
     if (id_json) {
         /* already JSON (jansson's compact form of the input's "id") */
         puts_(b, ",\"id\":");

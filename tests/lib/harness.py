@@ -584,15 +584,17 @@ class Nginx(_Server):
     the bytes.  locations: extra text put inside the server block (location
     blocks).  Access log lines carry "$connection $connection_requests $status
     $body_bytes_sent "$request" $ssl_session_reused" (see access_log()).
-    ssl=(certfile, keyfile) makes it listen with TLS."""
+    ssl=(certfile, keyfile) makes it listen with TLS.  http2=True adds nginx's
+    http2 to the listen line: h2 by ALPN with ssl, h2c (prior knowledge) without."""
 
     FILES = {"empty.bin": 0, "1k.bin": 1024, "100k.bin": 100 * 1024,
              "10m.bin": 10 * 1024 * 1024, "text.txt": 64 * 1024, "index.html": 512}
     LOG_RE = re.compile(r'^(\d+) (\d+) (\d+) (\d+) "(.*)" (\S*)$')
 
     def __init__(self, tmp, locations="", keepalive_requests=100000, keepalive_timeout_s=60,
-                 ssl=None, extra_http="", big_files=True):
+                 ssl=None, extra_http="", big_files=True, http2=False):
         self.dir = _fresh_dir(tmp, "nginx")
+        self.http2 = http2
         self.root = os.path.join(self.dir, "root")
         self.conf_path = os.path.join(self.dir, "nginx.conf")
         self.access_log_path = os.path.join(self.dir, "access.log")
@@ -630,6 +632,9 @@ class Nginx(_Server):
         ssl_lines = ""
         if self.ssl:
             listen += " ssl"
+        if self.http2:
+            listen += " http2"
+        if self.ssl:
             ssl_lines = ("ssl_certificate %s;\n        ssl_certificate_key %s;\n"
                          "        ssl_session_cache shared:volley:1m;\n" % self.ssl)
         user = "user root;\n" if os.geteuid() == 0 else ""
