@@ -229,6 +229,11 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *fr, void *dat
     (void)ng;
     struct h2_session *s = data;
     trace_frame(s, "send", fr);
+    if (fr->hd.type == NGHTTP2_GOAWAY && fr->goaway.error_code != NGHTTP2_NO_ERROR &&
+        !s->err[0]) /* nghttp2 found the server breaking the protocol; its reason is the debug data */
+        vl_fmt(s->err, sizeof(s->err), "%s (%.*s)", nghttp2_http2_strerror(fr->goaway.error_code),
+               (int)(fr->goaway.opaque_data_len < 120 ? fr->goaway.opaque_data_len : 120),
+               fr->goaway.opaque_data ? (const char *)fr->goaway.opaque_data : "");
     struct h2_stream *st = stream_of(s, fr->hd.stream_id);
     if (st && st->owner && (fr->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
         (fr->hd.type == NGHTTP2_HEADERS || fr->hd.type == NGHTTP2_DATA))
@@ -424,7 +429,8 @@ static void on_io(vl_loop *loop, int fd, int events, void *data)
     }
     if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng) &&
         s->out_off == s->out.len) {
-        session_close(s, "done");
+        /* nghttp2 ends a session it found broken (it sent GOAWAY): say why */
+        session_close(s, s->err[0] ? "protocol" : "done");
         return;
     }
     set_interest(s);

@@ -498,6 +498,7 @@ class ScriptedServer(_Server):
     """tests/servers/scripted.py in a subprocess.  See that file for the paths."""
 
     SCRIPT = os.path.join(SERVERS_DIR, "scripted.py")
+    extra_args = []
 
     def __init__(self, tmp):
         self.dir = _fresh_dir(tmp, "scripted")
@@ -509,7 +510,8 @@ class ScriptedServer(_Server):
     def start(self, timeout_s=10.0):
         with open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, self.SCRIPT, "--port", "0", "--request-log", self.request_log],
+                [sys.executable, self.SCRIPT, "--port", "0", "--request-log", self.request_log]
+                + self.extra_args,
                 stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
         _live.append(self)
         sel = selectors.DefaultSelector()
@@ -565,6 +567,20 @@ class ScriptedServer(_Server):
                 return f.read()[-n:].decode("utf-8", "replace")
         except OSError:
             return ""
+
+
+class H2Hostile(ScriptedServer):
+    """tests/servers/h2_hostile.py (h2c by prior knowledge) in a subprocess, in
+    one of its modes (see that file); requests() are its per-stream lines."""
+
+    SCRIPT = os.path.join(SERVERS_DIR, "h2_hostile.py")
+
+    def __init__(self, tmp, mode="ok"):
+        ScriptedServer.__init__(self, tmp)
+        self.extra_args = ["--mode", mode]
+
+    def connections(self):
+        return len({r["conn"] for r in self.requests()})
 
 
 def _pattern(size):

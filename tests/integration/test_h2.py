@@ -1,0 +1,241 @@
+"""HTTP/2 (issue 15) through build/volley: ALPN picks h2 against nginx's
+`listen ... ssl http2`, many fetches of one host share one connection's
+streams (counted with nginx's $connection), the server's stream limit is
+kept, bodies arrive intact and decoded, redirects cross to an HTTP/1.1 host,
+h2c by prior knowledge, the fallbacks to HTTP/1.1, and a scripted hostile
+h2 server (tests/servers/h2_hostile.py) for RST_STREAM, GOAWAY and a
+protocol violation: every URL still gets exactly one record."""
+import hashlib
+import os
+
+from harness import H2Hostile, Nginx, check_record, run_volley, timeout
+from tls_helpers import certs_in
+
+NO_CA_ENV = {"SSL_CERT_FILE": "", "SSL_CERT_DIR": ""}
+
+
+def h2_nginx(tmp, certs, **kw):
+    kw.setdefault("big_files", False)
+    return Nginx(tmp, ssl=(certs["good"], certs.key), http2=True, **kw)
+
+
+def fetch(certs, args, **kw):
+    return run_volley(["--json", "--cacert", certs.ca] + list(args), env=NO_CA_ENV, **kw)
+
+
+def local(ng):
+    """localhost (the certificate's name) pinned to nginx's port."""
+    return ng.base.replace("127.0.0.1", "localhost"), ["--resolve", "localhost:%d:127.0.0.1" % ng.port]
+
+
+def all_ok(res, n):
+    recs = res.by_index(n)
+    bad = [r for r in recs.values() if not check_record(r)["ok"]]
+    assert not bad, "%d of %d failed, e.g. %s\n%s" % (len(bad), n, bad[:2], res.describe())
+    return recs
+
+
+def protocols(entries):
+    return {e["request"].rsplit(" ", 1)[-1] for e in entries}
+
+
+@timeout(30)
+def test_alpn_picks_h2_against_nginx_and_records_say_http_version_2(tmp):
+    certs = certs_in(tmp)
+    with h2_nginx(tmp, certs) as ng:
+        base, pin = local(ng)
+        res = fetch(certs, pin + [base + "/1k.bin", base + "/index.html"])
+        recs = all_ok(res, 2)
+        assert {r["http_version"] for r in recs.values()} == {"2"}, res.describe('http_version "2"')
+        assert recs[0]["bytes"] == 1024 and recs[0]["status"] == 200, recs[0]
+        entries = ng.wait_log(2)
+        assert protocols(entries) == {"HTTP/2.0"}, "nginx saw %s" % protocols(entries)
+
+
+@timeout(60, valgrind=300)
+def test_thousand_gets_to_one_host_share_one_h2_connection(tmp):
+    certs = certs_in(tmp)
+    with h2_nginx(tmp, certs) as ng:
+        base, pin = local(ng)
+        res = fetch(certs, pin + ["-c", "50", "-i", "-"], input=(base + "/1k.bin\n") * 1000,
+                    timeout=120)
+        recs = all_ok(res, 1000)
+        assert all(r["bytes"] == 1024 and r["http_version"] == "2" for r in recs.values())
+        entries = ng.wait_log(1000)
+        assert ng.connections(entries) == 1, (
+            "1000 GETs at -c 50 over h2: want 1 connection, nginx saw %d" % ng.connections(entries))
+        assert max(e["connection_requests"] for e in entries) == 1000, "not all on one connection"
+
+
+@timeout(60, valgrind=300)
+def test_server_stream_limit_is_kept_and_more_connections_open_only_when_full(tmp):
+    certs = certs_in(tmp)
+    with h2_nginx(tmp, certs, extra_http="http2_max_concurrent_streams 10;") as ng:
+        base, pin = local(ng)
+        res = fetch(certs, pin + ["-c", "50", "-i", "-"], input=(base + "/100k.bin\n") * 300,
+                    timeout=120)
+        all_ok(res, 300)
+        entries = ng.wait_log(300)
+        n = ng.connections(entries)
+        # 50 in flight over streams of 10: at least 5 connections, and not one per fetch
+        assert 5 <= n <= 10, "max 10 streams at -c 50: want 5..10 connections, got %d" % n
+    with h2_nginx(tmp, certs, extra_http="http2_max_concurrent_streams 10;") as ng:
+        base, pin = local(ng)
+        res = fetch(certs, pin + ["-c", "50", "--per-host", "1", "-i", "-"],
+                    input=(base + "/1k.bin\n") * 200, timeout=120)
+        all_ok(res, 200)
+        entries = ng.wait_log(200)
+        assert ng.connections(entries) == 1, "--per-host 1 over h2: %d connections" % (
+            ng.connections(entries))
+
+
+@timeout(60, valgrind=300)
+def test_big_body_over_h2_is_intact_with_output_dir(tmp):
+    certs = certs_in(tmp)
+    with h2_nginx(tmp, certs, big_files=True) as ng:
+        base, pin = local(ng)
+        out = os.path.join(str(tmp), "out")
+        os.makedirs(out)
+        res = fetch(certs, pin + ["-c", "2", "-o", out, base + "/10m.bin", base + "/10m.bin"])
+        recs = all_ok(res, 2)
+        want = hashlib.sha256(Nginx.content("10m.bin")).hexdigest()
+        for r in recs.values():
+            assert r["http_version"] == "2" and r["bytes"] == 10 * 1024 * 1024, r
+            with open(r["file"], "rb") as f:
+                got = hashlib.sha256(f.read()).hexdigest()
+            assert got == want, "%s: sha256 %s, want %s" % (r["file"], got, want)
+
+
+@timeout(30)
+def test_gzip_over_h2_is_decoded(tmp):
+    certs = certs_in(tmp)
+    with h2_nginx(tmp, certs) as ng:
+        base, pin = local(ng)
+        out = os.path.join(str(tmp), "out")
+        os.makedirs(out)
+        res = fetch(certs, pin + ["-o", out, base + "/text.txt"])
+        r = all_ok(res, 1)[0]
+        assert r["http_version"] == "2", r
+        with open(r["file"], "rb") as f:
+            assert f.read() == Nginx.content("text.txt"), "decoded text.txt differs"
+        e = ng.wait_log(1)[0]
+        assert e["bytes"] < 10000, "nginx sent %d bytes: not gzip" % e["bytes"]
+
+
+@timeout(30)
+def test_redirect_from_h2_host_to_http11_host(tmp):
+    certs = certs_in(tmp)
+    with Nginx(tmp, big_files=False) as h1:
+        loc = "location = /away { return 302 %s/1k.bin; }" % h1.base
+        with h2_nginx(tmp, certs, locations=loc) as ng:
+            base, pin = local(ng)
+            res = fetch(certs, pin + [base + "/away"])
+            r = all_ok(res, 1)[0]
+            assert r["redirects"] == 1 and r["final_url"] == h1.base + "/1k.bin", r
+            assert r["http_version"] == "1.1" and r["bytes"] == 1024, r
+            assert protocols(ng.wait_log(1)) == {"HTTP/2.0"}
+            assert protocols(h1.wait_log(1)) == {"HTTP/1.1"}
+
+
+@timeout(30)
+def test_prior_knowledge_speaks_h2c_to_nginx(tmp):
+    with Nginx(tmp, http2=True, big_files=False) as ng:
+        res = run_volley(["--json", "--http2-prior-knowledge", "-c", "20", "-i", "-"],
+                         input=(ng.base + "/1k.bin\n") * 100)
+        recs = all_ok(res, 100)
+        assert {r["http_version"] for r in recs.values()} == {"2"}, res.describe('"2"')
+        entries = ng.wait_log(100)
+        assert protocols(entries) == {"HTTP/2.0"} and ng.connections(entries) == 1, (
+            "h2c: want one HTTP/2.0 connection, nginx saw %d %s" % (ng.connections(entries),
+                                                                    protocols(entries)))
+
+
+@timeout(30)
+def test_alpn_falls_back_to_http11_when_server_has_no_h2(tmp):
+    certs = certs_in(tmp)
+    with Nginx(tmp, ssl=(certs["good"], certs.key), big_files=False) as ng:
+        base, pin = local(ng)
+        res = fetch(certs, pin + [base + "/1k.bin"])
+        r = all_ok(res, 1)[0]
+        assert r["http_version"] == "1.1", res.describe('http_version "1.1"')
+        assert protocols(ng.wait_log(1)) == {"HTTP/1.1"}
+
+
+@timeout(30)
+def test_http11_option_forces_http11_against_an_h2_server(tmp):
+    certs = certs_in(tmp)
+    with h2_nginx(tmp, certs) as ng:
+        base, pin = local(ng)
+        res = fetch(certs, pin + ["--http1.1", base + "/1k.bin", base + "/1k.bin"])
+        recs = all_ok(res, 2)
+        assert {r["http_version"] for r in recs.values()} == {"1.1"}, res.describe('"1.1"')
+        assert protocols(ng.wait_log(2)) == {"HTTP/1.1"}
+    # plain http without prior knowledge stays HTTP/1.1 too
+    with Nginx(tmp, big_files=False) as ng:
+        r = all_ok(run_volley(["--json", "--http2", ng.base + "/1k.bin"]), 1)[0]
+        assert r["http_version"] == "1.1", r
+
+
+def hostile(tmp, mode, n, args=()):
+    with H2Hostile(tmp, mode) as s:
+        urls = "".join("%s/u%d\n" % (s.base, i) for i in range(n))
+        res = run_volley(["--json", "--http2-prior-knowledge", "-c", "20", "-i", "-"] + list(args),
+                         input=urls, check=False)
+        recs = res.by_index(n)
+        return res, recs, s.requests(), s.connections()
+
+
+@timeout(30)
+def test_refused_streams_are_sent_again_without_counting_an_attempt(tmp):
+    res, recs, streams, _ = hostile(tmp, "refuse:5", 20)
+    bad = [r for r in recs.values() if not r["ok"]]
+    assert not bad, "REFUSED_STREAM must be retried: %s\n%s" % (bad[:2], res.describe())
+    assert {r["attempts"] for r in recs.values()} == {1}, [r["attempts"] for r in recs.values()]
+    assert sum(s["action"] == "reset" for s in streams) == 5, streams
+
+
+@timeout(30)
+def test_stream_reset_fails_that_fetch_with_the_error_code_named(tmp):
+    res, recs, streams, _ = hostile(tmp, "reset:2", 20)
+    failed = [r for r in recs.values() if not r["ok"]]
+    assert len(failed) == sum(s["action"] == "reset" for s in streams) == 7, (
+        "%d failed, %s\n%s" % (len(failed), streams, res.describe()))
+    for r in failed:
+        assert r["error"] == "http2: stream reset by server (INTERNAL_ERROR)", r
+    assert res.rc == 1, res.describe("exit 1")
+    ok = [r for r in recs.values() if r["ok"]]
+    assert all(r["bytes"] == len(b"hello from h2\n") for r in ok), ok[:2]
+
+
+@timeout(30)
+def test_goaway_lets_lower_streams_finish_and_requeues_the_rest(tmp):
+    res, recs, streams, conns = hostile(tmp, "goaway:7", 30)
+    bad = [r for r in recs.values() if not r["ok"]]
+    assert not bad, "GOAWAY: streams above last-stream-id must go again: %s\n%s" % (
+        bad[:2], res.describe())
+    assert {r["attempts"] for r in recs.values()} == {1}, "requeues are no attempts"
+    assert sum(s["action"] == "answered" for s in streams) == 30, streams
+    assert conns >= 5, "7 answered per connection for 30 URLs: want >= 5 connections, got %d" % conns
+
+
+@timeout(30)
+def test_protocol_violation_fails_the_connections_fetches_with_a_clear_error(tmp):
+    res, recs, streams, conns = hostile(tmp, "badframe", 20)
+    ok = [r for r in recs.values() if r["ok"]]
+    failed = [r for r in recs.values() if not r["ok"]]
+    assert len(ok) == 1 and len(failed) == 19, res.describe("1 ok, 19 failed")
+    for r in failed:
+        assert r["error"].startswith("http2: protocol error from server: PROTOCOL_ERROR"), r
+    assert conns == 1, "a broken server is not asked again: %d connections" % conns
+
+
+@timeout(30)
+def test_verbose_traces_h2_frames(tmp):
+    certs = certs_in(tmp)
+    with h2_nginx(tmp, certs) as ng:
+        base, pin = local(ng)
+        res = fetch(certs, pin + ["-v", base + "/1k.bin"])
+        all_ok(res, 1)
+        for want in ("recv SETTINGS stream=0", "send HEADERS stream=1 flags=0x05",
+                     "recv DATA stream=1 flags=0x01 length=1024"):
+            assert want in res.stderr, "no %r in the trace:\n%s" % (want, res.stderr[-3000:])

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""A scripted HTTP/2 server (h2c, prior knowledge) for what real servers
+will not do on demand: raw frames written with the standard library only.
+
+  h2_hostile.py --port 0 --request-log FILE --mode MODE
+
+prints its port on stdout once listening.  Every stream it sees is one line
+of FILE: {"conn": N, "stream": ID, "action": "answered" | "reset" | "ignored"}.
+MODE:
+  ok            answer every stream: 200, body BODY
+  refuse:K      RST_STREAM(REFUSED_STREAM) the first K streams (all connections)
+  reset:CODE    RST_STREAM(CODE) every third stream (2nd, 5th, ...), answer the others
+  goaway:K      on each connection answer K streams, then GOAWAY(last = the K-th),
+                ignore the later ones and close after the client does (or 2 s)
+  badframe      answer the first stream, then a DATA frame on stream 0 (a
+                connection error, RFC 9113 §6.1), then ignore everything
+Request headers are not decoded (HPACK with Huffman): streams are told
+apart by their ids; the response headers are ":status: 200" (static table
+index 8) and one literal content-type field.
+"""
+import argparse
+import json
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+BODY = b"hello from h2\n"
+DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY = 0, 1, 3, 4, 6, 7
+END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
+
+lock = threading.Lock()
+state = {"conns": 0, "streams": 0}
+
+
+def frame(ftype, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
+        struct.pack(">I", stream & 0x7FFFFFFF) + payload
+
+
+def literal(name, value):
+    # literal header field without indexing, new name (RFC 7541 §6.2.2), no Huffman
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+RESPONSE_BLOCK = b"\x88" + literal(b"content-type", b"text/plain")
+
+
+def read_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+class Handler(socketserver.BaseRequestHandler):
+    def log(self, stream, action):
+        with open(self.server.request_log, "a") as f:
+            f.write(json.dumps({"conn": self.conn_no, "stream": stream, "action": action}) + "\n")
+
+    def answer(self, stream):
+        self.request.sendall(frame(HEADERS, END_HEADERS, stream, RESPONSE_BLOCK) +
+                             frame(DATA, END_STREAM, stream, BODY))
+        self.log(stream, "answered")
+
+    def handle(self):
+        sock = self.request
+        with lock:
+            state["conns"] += 1
+            self.conn_no = state["conns"]
+        mode, _, arg = self.server.mode.partition(":")
+        if read_exact(sock, len(PREFACE)) != PREFACE:
+            return
+        # SETTINGS_MAX_CONCURRENT_STREAMS = 100
+        sock.sendall(frame(SETTINGS, 0, 0, struct.pack(">HI", 3, 100)))
+        on_conn, goaway_sent, broken = 0, None, False
+        sock.settimeout(5)
+        while True:
+            try:
+                hdr = read_exact(sock, 9)
+            except (socket.timeout, OSError):
+                return
+            if hdr is None:
+                return
+            length = struct.unpack(">I", b"\x00" + hdr[:3])[0]
+            ftype, flags = hdr[3], hdr[4]
+            stream = struct.unpack(">I", hdr[5:9])[0] & 0x7FFFFFFF
+            payload = read_exact(sock, length) if length else b""
+            if payload is None:
+                return
+            if ftype == SETTINGS and not flags & ACK:
+                sock.sendall(frame(SETTINGS, ACK, 0))
+                continue
+            if ftype == PING and not flags & ACK:
+                sock.sendall(frame(PING, ACK, 0, payload))
+                continue
+            if ftype != HEADERS:
+                continue
+            with lock:
+                state["streams"] += 1
+                seen = state["streams"]
+            on_conn += 1
+            if broken or goaway_sent is not None:
+                self.log(stream, "ignored")
+                continue
+            if mode == "refuse" and seen <= int(arg):
+                sock.sendall(frame(RST_STREAM, 0, stream, struct.pack(">I", 7)))
+                self.log(stream, "reset")
+            elif mode == "reset" and seen % 3 == 2:
+                sock.sendall(frame(RST_STREAM, 0, stream, struct.pack(">I", int(arg))))
+                self.log(stream, "reset")
+            elif mode == "goaway" and on_conn > int(arg):
+                goaway_sent = stream - 2  # the K-th stream's id
+                sock.sendall(frame(GOAWAY, 0, 0, struct.pack(">II", goaway_sent, 0)))
+                self.log(stream, "ignored")
+                sock.settimeout(2)
+            elif mode == "badframe" and on_conn > 1:
+                sock.sendall(frame(DATA, 0, 0, b"junk"))
+                broken = True
+                self.log(stream, "ignored")
+            else:
+                self.answer(stream)
+
+
+class Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--request-log", required=True)
+    ap.add_argument("--mode", default="ok")
+    a = ap.parse_args()
+    srv = Server(("127.0.0.1", a.port), Handler)
+    srv.request_log, srv.mode = a.request_log, a.mode
+    open(a.request_log, "a").close()
+    sys.stdout.write("%d\n" % srv.server_address[1])
+    sys.stdout.flush()
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
