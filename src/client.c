@@ -209,8 +209,8 @@ void vl_client_free(vl_client *c)
 {
     if (!c)
         return;
+    h2_close_all(c); /* before the scheduler: closing kicks the host's queue */
     sched_free(&c->sched);
-    h2_close_all(c);
     if (c->pool.buckets)
         pool_free(&c->pool);
     dns_free(c->dns);

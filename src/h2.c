@@ -474,8 +474,8 @@ static void session_close(struct h2_session *s, const char *why)
     vl_timer_stop(&s->idle_timer);
     struct conn *c = s->c;
     struct host *h = s->host;
-    int attached = s->nattached;
-    pool_release(&cl->pool, c, 0); /* gives the slot back; h stays while its fetches hold it */
+    h->refs++; /* pool_release would free an entry no fetch holds */
+    pool_release(&cl->pool, c, 0); /* gives the slot back */
     s->c = NULL;
     struct list_node *n;
     while ((n = list_pop_head(&s->streams))) {
@@ -488,8 +488,8 @@ static void session_close(struct h2_session *s, const char *why)
     nghttp2_session_del(s->ng);
     vl_buf_free(&s->out);
     free(s);
-    if (!attached)
-        sched_kick(&cl->sched, h); /* a slot came free: a queued fetch may connect */
+    sched_kick(&cl->sched, h); /* a slot came free: a queued fetch may connect */
+    pool_host_put(&cl->pool, h);
 }
 
 struct h2_session *h2_session_new(vl_client *cl, struct conn *c, int https)
