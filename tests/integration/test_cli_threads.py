@@ -128,6 +128,15 @@ def test_two_threads_over_tls_with_names_free_their_tls_and_dns_state(tmp):
 
 # ------------------------------------------------ issue 16: hosts partitioned
 
+def shuffled_hosts(hosts, per_host, seed=16):
+    """Each host per_host times in a fixed shuffled order: no pattern a
+    round-robin hand-out could line up with."""
+    import random
+    seq = [h for h in hosts for _ in range(per_host)]
+    random.Random(seed).shuffle(seq)
+    return seq
+
+
 def host_of(req):
     for name, value in req["headers"]:
         if name.lower() == "host":
@@ -150,7 +159,8 @@ def test_two_threads_per_host_1_over_8_hosts_open_8_connections_as_one_thread_do
     # doubled (and --per-host was divided, or capped -t at --per-host).
     from harness import Nginx
     with Nginx(tmp, big_files=False) as ng:
-        urls = ["http://%s:%d/1k.bin?i=%d" % (HOSTS[i % 8], ng.port, i) for i in range(120)]
+        urls = ["http://%s:%d/1k.bin?i=%d" % (h, ng.port, i)
+                for i, h in enumerate(shuffled_hosts(HOSTS, 15))]
         conns, seen = {}, 0
         for t in (1, 2):
             res, entries = nginx_run(ng, ["-t", t, "-c", 16, "--per-host", 1]
@@ -170,7 +180,8 @@ def test_per_host_delay_holds_for_the_whole_run_at_two_threads(tmp):
     delay, tol = 0.15, 0.015
     hosts = HOSTS[:4]
     with ScriptedServer(tmp) as s:
-        urls = ["http://%s:%d/ok?i=%d" % (hosts[i % 4], s.port, i) for i in range(24)]
+        urls = ["http://%s:%d/ok?i=%d" % (h, s.port, i)
+                for i, h in enumerate(shuffled_hosts(hosts, 6))]
         res = run_volley(["--json", "-v", "-t", "2", "-c", "8", "--per-host-delay", str(delay)]
                          + resolve_args(hosts, s.port) + urls, timeout=60)
         reqs = s.requests()
@@ -196,7 +207,8 @@ def test_tls_at_two_threads_does_one_full_handshake_per_host_the_rest_resume(tmp
     certs = certs_in(tmp)
     hosts = ["localhost", "a.test", "b.test", "c.test", "d.test", "e.test"]  # the cert's names
     with Nginx(tmp, ssl=(certs["good"], certs.key), big_files=False) as ng:
-        urls = ["https://%s:%d/1k.bin?i=%d" % (hosts[i % 6], ng.port, i) for i in range(96)]
+        urls = ["https://%s:%d/1k.bin?i=%d" % (h, ng.port, i)
+                for i, h in enumerate(shuffled_hosts(hosts, 16))]
         seen, full, resumed, conns = 0, {}, {}, {}
         for t in (1, 2):
             res, entries = nginx_run(ng, ["-t", t, "-c", 12, "--per-host", 2, "--cacert", certs.ca]
