@@ -51,6 +51,13 @@ enum {
 /* Name of a negative error code; static storage, never NULL. */
 const char *vl_strerror(int err);
 
+/* The host of url as a fetch of it would see it: ASCII, lower-case, IDN as
+ * A-labels, IPv6 without brackets.  Written NUL-terminated into buf, cut to
+ * buflen - 1 bytes as snprintf does; returns the host's full length, or
+ * -VL_EURL when url does not parse (-ENOMEM).  Thread-safe: for spreading a
+ * URL list over loops by host (volley -t partitions its input this way). */
+int vl_url_host(const char *url, char *buf, size_t buflen);
+
 /* ------------------------------------------------------------------ loop */
 #define VL_READ 1
 #define VL_WRITE 2

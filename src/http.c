@@ -330,24 +330,21 @@ static int on_message_complete(llhttp_t *p)
     return HPE_PAUSED; /* stop here: bytes after the message are not ours */
 }
 
-static const llhttp_settings_t *settings(void)
-{
-    static llhttp_settings_t s;
-    static int init;
-    if (!init) {
-        llhttp_settings_init(&s);
-        s.on_header_field = on_header_field;
-        s.on_header_field_complete = on_header_field_complete;
-        s.on_header_value = on_header_value;
-        s.on_header_value_complete = on_header_value_complete;
-        s.on_headers_complete = on_headers_complete;
-        s.on_body = on_body;
-        s.on_message_complete = on_message_complete;
-        s.on_chunk_header = on_chunk_header;
-        init = 1;
-    }
-    return &s;
-}
+/* Constant, not filled in on first use: loops in several threads (volley -t)
+ * start parsers at once, and a lazily set static was a data race (TSan).
+ * The fields not named are zero, as llhttp_settings_init leaves them. */
+static const llhttp_settings_t parser_settings = {
+    .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+    .on_chunk_header = on_chunk_header,
+};
+
+static const llhttp_settings_t *settings(void) { return &parser_settings; }
 
 static void start_parser(struct http_resp *r)
 {

@@ -63,7 +63,8 @@ typedef struct input_item *input_parse_fn(const struct cli_opts *o, const char *
 struct input_item *input_parse_json(const struct cli_opts *o, const char *line, int64_t lineno,
                                     int64_t index);
 
-/* Input: the URL list, read by a thread of its own into a bounded queue.
+/* Input: the URL list, read by a thread of its own into one bounded queue
+ * per worker (queue_cap items each), each host's items to one worker.
  * parse: how -i lines become items (NULL: each line is a URL); positional
  * URLs are always plain. */
 struct input;
@@ -74,7 +75,11 @@ struct input *input_open(struct cli_opts *o, input_parse_fn *parse, int nworkers
 int input_take(struct input *in, int worker, struct input_item **item);
 int input_wake_fd(const struct input *in, int worker);
 void input_drain_wake(struct input *in, int worker);
+/* How many items were queued: at the end (input_take gave 0), all of them. */
 int64_t input_count(struct input *in);
+/* worker takes nothing more (it ended): what is queued for it, and its
+ * hosts from now on, go to the next live worker. */
+void input_worker_gone(struct input *in, int worker);
 void input_close(struct input *in);
 /* The reader's loop, without threads (the fuzz harness calls it on a
  * memory stream): each line of f, read with getline into *line (*cap its
@@ -84,6 +89,9 @@ void input_close(struct input *in);
  * -1 as soon as emit returns < 0, else 0 at the end of f. */
 int input_read_urls(FILE *f, char **line, size_t *cap, int (*emit)(void *data, const char *url),
                     void *data);
+
+/* cores.c: the CPUs this process may run on (-t 0), at least 1. */
+int cli_cores(void);
 
 /* records.c: --records FILE and --resume. */
 struct records_fp {

@@ -51,7 +51,6 @@ struct worker {
     int window;
     int read_ahead;             /* its share of --read-ahead (0 = 4 x its window) */
     int nthreads;               /* how many share the rates */
-    int per_host;               /* its share of --per-host (0 = unlimited) */
     struct slot *slots;         /* nslots of them: the read-ahead */
     int nslots;
     int stalled;                /* the read-ahead is full of fetches waiting at hosts */
@@ -553,12 +552,10 @@ static void *worker_main(void *arg)
         vl_loop_set_trace(loop, trace_line, NULL);
     co.concurrency = w->window;
     co.read_ahead = w->read_ahead;
-    /* a host's URLs go to every thread (until the input is partitioned by
-     * host): each thread keeps its share of every rate */
+    /* each host's URLs go to one thread (input.c): its limits (--per-host,
+     * --per-host-rate, --per-host-delay) hold as given; the run-wide --rate
+     * is split evenly, so the sum never exceeds it */
     co.rate_per_s /= w->nthreads;
-    co.per_host_rate_per_s /= w->nthreads;
-    co.per_host_delay_s *= w->nthreads;
-    co.per_host = w->per_host;
     vl_timer *progress_timer = NULL;
     /* the live line on a terminal, else --progress-every's lines */
     int every = !progress.on && w->o->progress_every_s > 0;
@@ -579,6 +576,10 @@ static void *worker_main(void *arg)
     }
     vl_client_free(client);
     vl_loop_free(loop);
+    input_worker_gone(w->in, w->id); /* what is still queued here goes to another */
+    if (w->o->verbose)
+        fprintf(stderr, "volley: worker %d: %llu records, %llu skipped\n", w->id,
+                (unsigned long long)w->st.urls, (unsigned long long)w->st.skipped);
     /* An explicit call, not a pthread key destructor: it also runs when
      * -t 1 works on the main thread, where exit() runs no destructors. */
     out_thread_end();
@@ -601,12 +602,14 @@ static int run_cli(struct cli_opts *o)
     fit_fd_limit(o);
     if (o->client.insecure)
         fprintf(stderr, "volley: warning: --insecure: TLS certificates and host names are not verified\n");
+    if (nthreads == 0)
+        nthreads = cli_cores();
     if (nthreads > o->client.concurrency)
         nthreads = o->client.concurrency;
-    /* Each thread has its own pool: --per-host is split between them, so
-     * no more threads than it allows (a share of 0 would mean unlimited). */
-    if (o->client.per_host > 0 && nthreads > o->client.per_host)
-        nthreads = o->client.per_host;
+    if (o->verbose)
+        fprintf(stderr, "volley: %d thread%s (-t %d%s), each host in one of them\n", nthreads,
+                nthreads == 1 ? "" : "s", o->threads,
+                o->threads == 0 ? ": one per core this process may use" : "");
     if (o->verbose) {
         o->client.trace = trace_line;
         o->client.trace_data = NULL;
@@ -622,9 +625,10 @@ static int run_cli(struct cli_opts *o)
             return 2;
         }
     }
-    /* the queue holds two windows' worth: the loops never starve, and
-     * memory stays bounded however long the list */
-    in = input_open(o, o->input_json ? input_parse_json : NULL, nthreads, (size_t)o->client.concurrency * 2 + 64, err, sizeof(err));
+    /* each worker's queue holds two of its windows: the loops never starve,
+     * and memory stays bounded however long the list */
+    in = input_open(o, o->input_json ? input_parse_json : NULL, nthreads,
+                    (size_t)(o->client.concurrency / nthreads + 1) * 2 + 64, err, sizeof(err));
     if (!in) {
         fprintf(stderr, "volley: %s\n", err);
         records_close(records);
@@ -647,8 +651,6 @@ static int run_cli(struct cli_opts *o)
         if (o->client.read_ahead > 0)
             w[i].read_ahead = o->client.read_ahead / nthreads +
                               (i < o->client.read_ahead % nthreads);
-        if (o->client.per_host > 0)
-            w[i].per_host = o->client.per_host / nthreads + (i < o->client.per_host % nthreads);
     }
     if (nthreads == 1) {
         worker_main(&w[0]);

@@ -50,7 +50,8 @@ static const char usage_text[] =
     "      --http1.1             speak HTTP/1.1 only\n"
     "      --http2               offer h2 by ALPN over https, HTTP/1.1 on http (the default)\n"
     "      --http2-prior-knowledge  as --http2, and h2 without upgrade on http:// (h2c)\n"
-    "  -t, --threads N           run N loops in N threads (default 1)\n"
+    "  -t, --threads N           run N loops in N threads, each host in one of them\n"
+    "                            (default 1; 0 = one per core this process may use)\n"
     "      --no-progress         no progress line on a terminal\n"
     "      --progress-every SECS  without a terminal: a progress line on stderr every SECS\n"
     "      --grace SECS          on SIGINT/SIGTERM: take no new URLs, give the ones in flight\n"
@@ -297,7 +298,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
         case O_RECORDS: o->records = optarg; o->json = 1; break;
         case O_RESUME: o->resume = 1; break;
         case O_FAIL: c->fail_on_http_error = 1; break;
-        case 't': INT_OPT(o->threads, 1, 256, "--threads"); break;
+        case 't': INT_OPT(o->threads, 0, 256, "--threads"); break;
         case O_NO_PROGRESS: o->progress = 0; break;
         case O_PROGRESS_EVERY: SECS_OPT(o->progress_every_s, 0, "--progress-every"); break;
         case O_GRACE: SECS_OPT(o->grace_s, 1, "--grace"); break;

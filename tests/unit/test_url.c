@@ -496,6 +496,33 @@ static void every_prefix_of_the_tables_parses_or_fails_cleanly(void **state)
     }
 }
 
+/* vl_url_host: what volley -t hashes to pick a host's thread, so every
+ * spelling of one host must come out the same (issue 16). */
+static void vl_url_host_gives_every_spelling_of_a_host_one_name(void **state)
+{
+    (void)state;
+    char buf[64];
+    const char *same[] = {"http://example.com/a", "HTTP://EXAMPLE.com:8080/b",
+                          "  https://user:pw@Example.COM/c?d#e", "http://example.com"};
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        assert_int_equal(vl_url_host(same[i], buf, sizeof(buf)), 11);
+        assert_string_equal(buf, "example.com");
+    }
+    assert_int_equal(vl_url_host("http://\xed\x95\x9c\xea\xb5\xad.kr/", buf, sizeof(buf)), 15);
+    assert_string_equal(buf, "xn--3e0b707e.kr");
+    assert_int_equal(vl_url_host("http://[::1]:81/", buf, sizeof(buf)), 3);
+    assert_string_equal(buf, "::1");
+    assert_int_equal(vl_url_host("http://0x7f.1/", buf, sizeof(buf)), 9);
+    assert_string_equal(buf, "127.0.0.1");
+    /* cut as snprintf cuts, the full length returned */
+    assert_int_equal(vl_url_host("http://example.com/", buf, 5), 11);
+    assert_string_equal(buf, "exam");
+    assert_int_equal(vl_url_host("http://example.com/", NULL, 0), 11);
+    assert_int_equal(vl_url_host("ftp://example.com/", buf, sizeof(buf)), -VL_EURL);
+    assert_int_equal(vl_url_host("http://", buf, sizeof(buf)), -VL_EURL);
+    assert_int_equal(vl_url_host(NULL, buf, sizeof(buf)), -VL_EURL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -532,6 +559,7 @@ int main(void)
         cmocka_unit_test(unparseable_base_or_location_resolves_to_null),
         cmocka_unit_test(long_urls_are_encoded_whole),
         cmocka_unit_test(every_prefix_of_the_tables_parses_or_fails_cleanly),
+        cmocka_unit_test(vl_url_host_gives_every_spelling_of_a_host_one_name),
     };
     alarm(60); /* a hung test must not hang the suite */
     return cmocka_run_group_tests_name("url", tests, NULL, NULL);

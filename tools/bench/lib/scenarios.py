@@ -429,6 +429,50 @@ def hosts(ctx):
     return [sec]
 
 
+# -- 10. threads (issue 16) -------------------------------------------------
+
+THREAD_HOSTS = ["m%d.threads.test" % i for i in range(8)]
+
+
+def threads(ctx):
+    """-t 1 against -t 2 where -t partitions by host: many small GETs over 8
+    plain-HTTP names, and the tls work over 50 HTTPS names; the server's
+    connection (and TLS resumption) counts are the point."""
+    P = ctx.P
+    secs = []
+    N = P["many_n"]
+    ts = [Volley("volley -t 1", ctx.volley, extra=["-t", "1"]),
+          Volley("volley -t 2", ctx.volley, extra=["-t", "2"])]
+    with ctx.nginx(workers=ctx.args.nginx_workers) as ng:
+        port = ng.http_port
+        urls = ("http://%s:%d/f/1k.bin?i=%d" % (THREAD_HOSTS[i % 8], port, i) for i in range(N))
+        path, n = write_urls(ctx, "threads-many", urls)
+        job = Job("threads-many", path, n, n * KB1, 100, resolves(THREAD_HOSTS, port), timeout=600,
+                  server=ng)
+        sec = Section("threads-many", "threads: %d small GETs (1 KiB) over 8 host names, "
+                      "concurrency 100, -t 1 vs -t 2" % N, job,
+                      "Plain HTTP to nginx (%d workers); -t partitions the list by host name, so "
+                      "each name's pool lives in one thread and the connection count should not "
+                      "grow with -t." % ctx.args.nginx_workers, ref="volley -t 1")
+        run_rounds(ctx, sec, ts, P["many_rounds"])
+        secs.append(sec)
+    N = P["tls_n"]
+    with ctx.nginx() as ng:
+        port = ng.https_port
+        urls = ("https://%s:%d/f/1k.bin?i=%d" % (TLS_HOSTS[i % 50], port, i) for i in range(N))
+        path, n = write_urls(ctx, "threads-tls", urls)
+        job = Job("threads-tls", path, n, n * KB1, 50, resolves(TLS_HOSTS, port), ctx.certs["ca"],
+                  timeout=600, server=ng)
+        sec = Section("threads-tls", "threads: %d HTTPS GETs (1 KiB) over 50 host names, "
+                      "concurrency 50, -t 1 vs -t 2" % N, job,
+                      "Each name's pool and TLS session cache in one thread: one full handshake "
+                      "per name at either -t (the rest resume or reuse).", ref="volley -t 1")
+        run_rounds(ctx, sec, ts, P["tls_rounds"])
+        secs.append(sec)
+    return secs
+
+
 SCENARIOS = {"seed": seed, "many": many, "tls": tls, "big": big, "idle": idle, "list": list_,
              "sorted": sorted_, "polite": polite, "hosts": hosts}
-HTTPS_SCENARIOS = {"seed", "tls", "idle"}
+SCENARIOS["threads"] = threads
+HTTPS_SCENARIOS = {"seed", "tls", "idle"} | {"threads"}
