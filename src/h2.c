@@ -465,7 +465,7 @@ static void session_close(struct h2_session *s, const char *why)
         vl_fmt(msg, sizeof(msg), "http2: connection closed");
     int protocol = why && !strcmp(why, "protocol");
     trace(s, "closing: %s", msg);
-    if (!why) { /* our own close: say goodbye, best effort */
+    if (!why && flush(s) == 0) { /* our own close: pending frames (RST_STREAM), then goodbye */
         nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
         flush(s);
     }

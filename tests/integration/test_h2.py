@@ -8,7 +8,7 @@ protocol violation: every URL still gets exactly one record."""
 import hashlib
 import os
 
-from harness import H2Hostile, Nginx, check_record, run_volley, timeout
+from harness import H2Hostile, Nginx, check_record, run_volley, timeout, wait_until
 from tls_helpers import certs_in
 
 NO_CA_ENV = {"SSL_CERT_FILE": "", "SSL_CERT_DIR": ""}
@@ -176,12 +176,16 @@ def test_http11_option_forces_http11_against_an_h2_server(tmp):
         assert r["http_version"] == "1.1", r
 
 
-def hostile(tmp, mode, n, args=()):
+def hostile(tmp, mode, n, args=(), settle=None):
+    """Run n URLs against H2Hostile(mode); settle(requests) waits for the
+    server's log to say what the client sent last (it logs after volley exits)."""
     with H2Hostile(tmp, mode) as s:
         urls = "".join("%s/u%d\n" % (s.base, i) for i in range(n))
         res = run_volley(["--json", "--http2-prior-knowledge", "-c", "20", "-i", "-"] + list(args),
                          input=urls, check=False)
         recs = res.by_index(n)
+        if settle:
+            wait_until(lambda: settle(s.requests()), 5, "the server's log")
         return res, recs, s.requests(), s.connections()
 
 
@@ -239,3 +243,38 @@ def test_verbose_traces_h2_frames(tmp):
         for want in ("recv SETTINGS stream=0", "send HEADERS stream=1 flags=0x05",
                      "recv DATA stream=1 flags=0x01 length=1024"):
             assert want in res.stderr, "no %r in the trace:\n%s" % (want, res.stderr[-3000:])
+
+
+@timeout(30)
+def test_h2_header_block_is_bounded_like_http11(tmp):
+    # 20 fields of 4000 bytes: over the 65536-byte default bound
+    res, recs, _, _ = hostile(tmp, "bigheader:20", 2)
+    for r in recs.values():
+        assert not r["ok"] and r["error"] == "http2: header block over 65536 bytes", r
+    # 10 of them fit
+    res, recs, _, _ = hostile(tmp, "bigheader:10", 2)
+    assert all(r["ok"] for r in recs.values()), res.describe("both ok")
+
+
+@timeout(30)
+def test_stalled_h2_stream_times_out_and_is_reset(tmp):
+    def reset_seen(reqs):
+        return sum(r["action"] == "client_reset" for r in reqs) >= 3
+    res, recs, streams, _ = hostile(tmp, "stall", 3, ["--read-timeout", "1"], settle=reset_seen)
+    for r in recs.values():
+        assert r["error"] == "timeout: read after 1.0 s in AWAIT_HEADERS", r
+    resets = {s["stream"] for s in streams if s["action"] == "client_reset"}
+    assert resets == {1, 3, 5}, "each timed-out stream must be reset (CANCEL): %s" % streams
+
+
+@timeout(30)
+def test_request_bodies_go_over_h2_from_memory_and_from_a_file(tmp):
+    path = os.path.join(str(tmp), "body.bin")
+    with open(path, "wb") as f:
+        f.write(b"x" * 100000)
+    res, recs, streams, _ = hostile(tmp, "ok", 3, ["-d", "hello=world"])
+    assert all(r["ok"] for r in recs.values()), res.describe("ok")
+    assert sorted(s["bytes"] for s in streams if s["action"] == "body") == [11, 11, 11], streams
+    res, recs, streams, _ = hostile(tmp, "ok", 2, ["--data-binary", "@" + path])
+    assert all(r["ok"] for r in recs.values()), res.describe("ok")
+    assert [s["bytes"] for s in streams if s["action"] == "body"] == [100000, 100000], streams

@@ -14,6 +14,11 @@ MODE:
                 ignore the later ones and close after the client does (or 2 s)
   badframe      answer the first stream, then a DATA frame on stream 0 (a
                 connection error, RFC 9113 §6.1), then ignore everything
+  bigheader:N   answer with N header fields of 4000 bytes each (HEADERS plus
+                CONTINUATION frames of 16384 bytes)
+  stall         never answer (a client's RST_STREAM is logged as "client_reset")
+A request with a body is answered after its END_STREAM; its body's size is
+logged as {"stream": ID, "action": "body", "bytes": N}.
 Request headers are not decoded (HPACK with Huffman): streams are told
 apart by their ids; the response headers are ":status: 200" (static table
 index 8) and one literal content-type field.
@@ -29,7 +34,8 @@ import time
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 BODY = b"hello from h2\n"
-DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY = 0, 1, 3, 4, 6, 7
+DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = \
+    0, 1, 3, 4, 6, 7, 8, 9
 END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
 
 lock = threading.Lock()
@@ -49,6 +55,26 @@ def literal(name, value):
 RESPONSE_BLOCK = b"\x88" + literal(b"content-type", b"text/plain")
 
 
+def hpack_int(v, prefix_bits, first=0):
+    # RFC 7541 §5.1
+    top = (1 << prefix_bits) - 1
+    if v < top:
+        return bytes([first | v])
+    out, v = [first | top], v - top
+    while v >= 128:
+        out.append(v % 128 + 128)
+        v //= 128
+    return bytes(out + [v])
+
+
+def big_block(n):
+    block = b"\x88"
+    for i in range(n):
+        name, value = b"x-big-%d" % i, b"v" * 4000
+        block += b"\x00" + hpack_int(len(name), 7) + name + hpack_int(len(value), 7) + value
+    return block
+
+
 def read_exact(sock, n):
     buf = b""
     while len(buf) < n:
@@ -64,10 +90,19 @@ class Handler(socketserver.BaseRequestHandler):
         with open(self.server.request_log, "a") as f:
             f.write(json.dumps({"conn": self.conn_no, "stream": stream, "action": action}) + "\n")
 
-    def answer(self, stream):
-        self.request.sendall(frame(HEADERS, END_HEADERS, stream, RESPONSE_BLOCK) +
-                             frame(DATA, END_STREAM, stream, BODY))
+    def answer(self, stream, block=RESPONSE_BLOCK):
+        first, rest = block[:16384], block[16384:]
+        out = frame(HEADERS, 0 if rest else END_HEADERS, stream, first)
+        while rest:
+            chunk, rest = rest[:16384], rest[16384:]
+            out += frame(CONTINUATION, 0 if rest else END_HEADERS, stream, chunk)
+        self.request.sendall(out + frame(DATA, END_STREAM, stream, BODY))
         self.log(stream, "answered")
+
+    def log_body(self, stream, n):
+        with open(self.server.request_log, "a") as f:
+            f.write(json.dumps({"conn": self.conn_no, "stream": stream, "action": "body",
+                                "bytes": n}) + "\n")
 
     def handle(self):
         sock = self.request
@@ -77,9 +112,12 @@ class Handler(socketserver.BaseRequestHandler):
         mode, _, arg = self.server.mode.partition(":")
         if read_exact(sock, len(PREFACE)) != PREFACE:
             return
-        # SETTINGS_MAX_CONCURRENT_STREAMS = 100
-        sock.sendall(frame(SETTINGS, 0, 0, struct.pack(">HI", 3, 100)))
+        # SETTINGS_MAX_CONCURRENT_STREAMS = 100, SETTINGS_INITIAL_WINDOW_SIZE = 1 MiB,
+        # and the connection's window 16 MiB up: request bodies never wait for us
+        sock.sendall(frame(SETTINGS, 0, 0, struct.pack(">HIHI", 3, 100, 4, 1 << 20)) +
+                     frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 24)))
         on_conn, goaway_sent, broken = 0, None, False
+        bodies = {}  # stream -> body bytes so far, for requests still sending one
         sock.settimeout(5)
         while True:
             try:
@@ -99,6 +137,15 @@ class Handler(socketserver.BaseRequestHandler):
                 continue
             if ftype == PING and not flags & ACK:
                 sock.sendall(frame(PING, ACK, 0, payload))
+                continue
+            if ftype == RST_STREAM:
+                self.log(stream, "client_reset")
+                continue
+            if ftype == DATA and stream in bodies:
+                bodies[stream] += len(payload)  # no padding from our client
+                if flags & END_STREAM:
+                    self.log_body(stream, bodies.pop(stream))
+                    self.answer(stream)
                 continue
             if ftype != HEADERS:
                 continue
@@ -124,6 +171,12 @@ class Handler(socketserver.BaseRequestHandler):
                 sock.sendall(frame(DATA, 0, 0, b"junk"))
                 broken = True
                 self.log(stream, "ignored")
+            elif mode == "stall":
+                self.log(stream, "ignored")
+            elif mode == "bigheader":
+                self.answer(stream, big_block(int(arg)))
+            elif not flags & END_STREAM:
+                bodies[stream] = 0  # answered when its body has come
             else:
                 self.answer(stream)
 
