@@ -69,7 +69,7 @@ http {{
         location = /status {{ stub_status; }}
     }}
     server {{
-        listen 127.0.0.1:{https_port} ssl backlog=16384 reuseport;
+        listen 127.0.0.1:{https_port} ssl{http2} backlog=16384 reuseport;
         server_name _;
         root {docroot};
         access_log {prefix}/tls.log bench;
@@ -104,8 +104,10 @@ def _children(pid):
 
 
 class Nginx:
-    def __init__(self, prefix, docroot, certs, workers=1, conns=4096, tls_protocols="TLSv1.2 TLSv1.3"):
+    def __init__(self, prefix, docroot, certs, workers=1, conns=4096, tls_protocols="TLSv1.2 TLSv1.3",
+                 http2=False):
         self.prefix, self.docroot, self.certs = prefix, docroot, certs
+        self.http2 = http2  # the TLS listener also speaks h2 (ALPN)
         self.workers, self.conns, self.protocols = workers, conns, tls_protocols
         self.proc = None
         self.http_port = self.https_port = None
@@ -126,7 +128,8 @@ class Nginx:
                     conns=self.conns, prefix=self.prefix,
                     user="user root;" if os.geteuid() == 0 else "",
                     cert=self.certs["cert"], key=self.certs["key"], protocols=self.protocols,
-                    http_port=self.http_port, https_port=self.https_port, docroot=self.docroot))
+                    http_port=self.http_port, https_port=self.https_port, docroot=self.docroot,
+                    http2=" http2" if self.http2 else ""))
             log = open(os.path.join(self.prefix, "stderr.log"), "ab")
             self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.prefix],
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log)

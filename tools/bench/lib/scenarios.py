@@ -476,3 +476,45 @@ SCENARIOS = {"seed": seed, "many": many, "tls": tls, "big": big, "idle": idle, "
              "sorted": sorted_, "polite": polite, "hosts": hosts}
 SCENARIOS["threads"] = threads
 HTTPS_SCENARIOS = {"seed", "tls", "idle"} | {"threads"}
+
+
+# -- tls-h2 (issue 15) --------------------------------------------------------
+
+class CurlMultiplex(Curl):
+    """curl --parallel without --parallel-immediate: it waits for the first
+    connection and multiplexes the transfers over its h2 streams."""
+
+    def cmd(self, job, outdir):
+        return [a for a in Curl.cmd(self, job, outdir) if a != "--parallel-immediate"]
+
+
+def tls_h2(ctx):
+    """HTTPS GETs to one host whose nginx speaks h2: volley multiplexing its
+    fetches over h2 streams, volley --http1.1 (a pool of connections), and
+    curl --parallel (which multiplexes over h2 too)."""
+    P = ctx.P
+    N = P["tls_n"]
+    host = TLS_HOSTS[0]
+    with ctx.nginx(http2=True) as ng:
+        port = ng.https_port
+        urls = ("https://%s:%d/f/1k.bin?i=%d" % (host, port, i) for i in range(N))
+        path, n = write_urls(ctx, "tls-h2", urls)
+        job = Job("tls-h2", path, n, n * KB1, 50, resolves([host], port), ctx.certs["ca"],
+                  timeout=600, server=ng)
+        sec = Section("tls-h2", "tls-h2: %d HTTPS GETs (1 KiB) to one host, nginx with http2, "
+                      "concurrency 50" % N, job,
+                      "ALPN picks h2: volley multiplexes streams over one connection; "
+                      "volley --http1.1 keeps a pool of HTTP/1.1 connections; curl --parallel "
+                      "multiplexes too, and with --parallel-immediate (the other scenarios' curl "
+                      "row) it opens its connections at once instead of waiting to multiplex.",
+                      ref="volley (h2)")
+        clients = [Volley("volley (h2)", ctx.volley), Volley("volley --http1.1", ctx.volley,
+                                                             extra=["--http1.1"]),
+                   CurlMultiplex("curl --parallel (h2)"),
+                   Curl("curl --parallel --parallel-immediate (h2)")]
+        run_rounds(ctx, sec, clients, P["tls_rounds"])
+    return [sec]
+
+
+SCENARIOS["tls-h2"] = tls_h2
+HTTPS_SCENARIOS |= {"tls-h2"}
