@@ -23,7 +23,7 @@ def build(tmp, i, src):
     cmd = ["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE"] + san + [
         "-I" + os.path.join(ROOT, "include"), path, os.path.join(build_dir, "libvolley.a"),
         "-lmbedtls", "-lmbedx509", "-lmbedcrypto", "-lcares", "-lz", "-lbrotlidec", "-lzstd",
-        "-lidn2", "-lpthread", "-o", exe]
+        "-lidn2", "-lnghttp2", "-lpthread", "-o", exe]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, "README example %d does not compile:\n%s" % (i, p.stderr)
     return exe
