@@ -211,13 +211,14 @@ FUZZ_TIME ?= 60
 FUZZ_DIR  := build/fuzz
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := $(WFLAGS) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(CPPFLAGS_ALL)
-FUZZ_NAMES := http_response url retry_after input json decode
+FUZZ_NAMES := http_response url retry_after input json decode h2_frames
 FUZZ_MAXLEN_http_response := 4096
 FUZZ_MAXLEN_decode := 16384
 FUZZ_MAXLEN_url := 1024
 FUZZ_MAXLEN_retry_after := 128
 FUZZ_MAXLEN_input := 4096
 FUZZ_MAXLEN_json := 2048
+FUZZ_MAXLEN_h2_frames := 16384
 FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
 FUZZ_LIB := $(FUZZ_DIR)/libvolley.a
 FUZZ_SRC_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
