@@ -58,3 +58,12 @@ def test_python_http10_serves_every_size_intact_with_length(tmp):
 def test_python_http10_close_delimited_bodies_of_every_size_are_intact(tmp):
     with PyHttp10(tmp) as srv:
         check_sizes(tmp, srv, prefix="noclen/")
+
+
+@timeout(60, valgrind=300)
+def test_h2o_over_h2c_serves_every_size_0_to_10mib_intact(tmp):
+    # HTTP/2 by prior knowledge (issue 15): the same sizes over h2o's h2 streams
+    with H2O(tmp) as srv:
+        recs = check_sizes(tmp, srv, extra_args=("--http2-prior-knowledge",))
+        versions = {r["http_version"] for r in recs.values()}
+        assert versions == {"2"}, "h2o over h2c: http_version %s" % versions
