@@ -345,3 +345,17 @@ def test_warc_usage_errors_are_clear(tmp):
     res = run_volley(["--warc", bad, "http://127.0.0.1:1/"])
     assert res.rc == 2 and "cannot open" in res.stderr and bad in res.stderr, (
         res.describe("exit 2 naming the file"))
+
+
+def test_bytes_after_the_response_are_not_in_its_record(tmp):
+    path = os.path.join(str(tmp), "x.warc")
+    resp = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    extra = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnot asked for"
+    with ScriptedServer(tmp) as s:
+        url = s.url("/raw?r=" + base64.urlsafe_b64encode(resp + extra).decode())
+        res = run_volley(["--warc", path, url])
+        assert res.rc == 0, res.describe("exit 0")
+    r = responses(check_warc(path))[url]
+    assert r["block_len"] == len(resp), (
+        "expected the %d bytes of the response, got %d: %r"
+        % (len(resp), r["block_len"], r["block_head"]))
