@@ -359,3 +359,17 @@ def test_bytes_after_the_response_are_not_in_its_record(tmp):
     assert r["block_len"] == len(resp), (
         "expected the %d bytes of the response, got %d: %r"
         % (len(resp), r["block_len"], r["block_head"]))
+
+
+def test_a_response_cut_by_a_bound_or_a_timeout_says_why(tmp):
+    path = os.path.join(str(tmp), "b.warc")
+    with ScriptedServer(tmp) as s:
+        big, stall = s.url("/ok?size=300000"), s.url("/stall-body")
+        res = run_volley(["--json", "--warc", path, "--max-filesize", "1000",
+                          "--read-timeout", "0.5", big, stall])
+        assert res.rc == 1 and not any(r["ok"] for r in res.records), res.describe("2 failed")
+    got = responses(check_warc(path))
+    assert got[big]["truncated"] == "length", got[big]["truncated"]
+    assert got[big]["raw_payload_len"] < 300000, got[big]["raw_payload_len"]
+    assert got[stall]["truncated"] == "time", got[stall]["truncated"]
+    assert got[stall]["raw_payload_len"] == 1000, got[stall]["raw_payload_len"]
