@@ -15,7 +15,8 @@ import re
 import subprocess
 import zlib
 
-from harness import Nginx, ScriptedServer, TESTS_DIR, free_port, run_volley, sanitized, timeout
+from harness import Nginx, ScriptedServer, TESTS_DIR, free_port, run_volley, sanitized, timeout, \
+    under_valgrind
 import scripted  # after harness, which puts tests/servers on the path
 
 NODE_PREFIX = os.path.join(os.path.dirname(TESTS_DIR), "build", "node")
@@ -329,9 +330,9 @@ def test_memory_stays_bounded_with_big_bodies(tmp):
         urls = [ng.url("/10m.bin?i=%d" % i) for i in range(4)]
         res = run_volley(["--warc", path, "-c", "4"] + urls, timeout=60, measure_rss=True)
         assert res.rc == 0, res.describe("exit 0")
-    if not sanitized() and res.peak_rss_kib:
-        # 40 MiB went through; the spools keep 64 KiB each in memory
-        assert res.peak_rss_kib < 24 * 1024, "peak RSS %d KiB" % res.peak_rss_kib
+    if not sanitized() and not under_valgrind() and res.peak_rss_kib:
+        # 40 MiB went through; the spools keep 64 KiB per direction in memory
+        assert res.peak_rss_kib < 16 * 1024, "peak RSS %d KiB" % res.peak_rss_kib
     got = responses(check_warc(path))
     assert all(got[u]["payload_sha256"] == sha256(Nginx.content("10m.bin")) for u in urls)
 
