@@ -71,12 +71,17 @@ struct warc {
     char *obuf;
     size_t olen;
     int failed;                  /* a write failed: said once, warc_close returns -1 */
+    int opening;                 /* in warc_open: failures go to msg, not to stderr */
+    char msg[512];
 };
 
 static void warc_fail(struct warc *w, const char *what, int e)
 {
-    if (!w->failed)
-        fprintf(stderr, "volley: --warc: %s %s: %s\n", what, w->path, strerror(e));
+    if (!w->failed) {
+        snprintf(w->msg, sizeof(w->msg), "--warc: %s %s: %s", what, w->path, strerror(e));
+        if (!w->opening)
+            fprintf(stderr, "volley: %s\n", w->msg);
+    }
     w->failed = 1;
 }
 
@@ -337,11 +342,13 @@ int warc_open(const char *path, uint64_t max_bytes, struct warc **out, char *err
             break;
         seq++;
     }
+    w->opening = 1;
     if (open_file(w, seq, err, errlen) < 0) {
-        if (w->failed && !err[0])
-            snprintf(err, errlen, "--warc: cannot write %s", path);
+        if (w->msg[0])
+            snprintf(err, errlen, "%s", w->msg);
         goto fail;
     }
+    w->opening = 0;
     *out = w;
     return 0;
 fail:

@@ -374,3 +374,11 @@ def test_a_response_cut_by_a_bound_or_a_timeout_says_why(tmp):
     assert got[big]["raw_payload_len"] < 300000, got[big]["raw_payload_len"]
     assert got[stall]["truncated"] == "time", got[stall]["truncated"]
     assert got[stall]["raw_payload_len"] == 1000, got[stall]["raw_payload_len"]
+
+
+def test_a_warc_that_cannot_be_written_is_one_clear_usage_error(tmp):
+    res = run_volley(["--warc", "/dev/full", "http://127.0.0.1:1/"])
+    assert res.rc == 2, res.describe("exit 2")
+    lines = [l for l in res.stderr.splitlines() if "--warc" in l]
+    assert lines == ["volley: --warc: cannot write /dev/full: No space left on device"], (
+        res.describe("one line naming /dev/full and ENOSPC"))
