@@ -51,6 +51,10 @@
 #define OUT_BUF_BYTES (64 * 1024)    /* the writer's output buffer */
 #define COPY_BUF_BYTES (64 * 1024)   /* reading a spool file back */
 #define WARC_GZIP_LEVEL 1            /* zlib level: see README (bodies are mostly compressed) */
+/* After this much of a record, if deflate saved under a tenth, the rest of
+ * the record is stored (level 0): already-compressed bodies (images, video,
+ * gzip) then cost a copy, not deflate's search (~10x slower, measured). */
+#define STORE_PROBE_BYTES (256 * 1024)
 #define ROLL_MAX_FILES 99999
 
 /* ----------------------------------------------------------------- writer */
@@ -68,6 +72,7 @@ struct warc {
     char info_id[64];            /* the current file's warcinfo record id */
     z_stream z;
     int z_ready;
+    int z_level;                 /* the current record's level: WARC_GZIP_LEVEL or 0 */
     char *obuf;
     size_t olen;
     int failed;                  /* a write failed: said once, warc_close returns -1 */
@@ -128,9 +133,35 @@ static int deflate_run(struct warc *w, int flush)
     }
 }
 
+/* Store the rest of this record: flush what is pending to a block
+ * boundary, then switch to level 0 (zlib.h, deflateParams). */
+static int store_rest(struct warc *w)
+{
+    w->z.avail_in = 0;
+    if (deflate_run(w, Z_BLOCK) < 0)
+        return -1;
+    for (int tries = 0; tries < 4; tries++) {
+        w->z.next_out = (Bytef *)w->obuf + w->olen;
+        w->z.avail_out = (uInt)(OUT_BUF_BYTES - w->olen);
+        int rc = deflateParams(&w->z, 0, Z_DEFAULT_STRATEGY);
+        w->olen = OUT_BUF_BYTES - w->z.avail_out;
+        if (rc == Z_OK) {
+            w->z_level = 0;
+            return 0;
+        }
+        if (rc != Z_BUF_ERROR || flush_out(w) < 0)
+            break;
+    }
+    w->z_level = -1; /* keep compressing: nothing is lost but speed */
+    return w->failed ? -1 : 0;
+}
+
 static int out_write(struct warc *w, const char *p, size_t len)
 {
     if (w->gz) {
+        if (w->z_level > 0 && w->z.total_in >= STORE_PROBE_BYTES &&
+            w->z.total_out > w->z.total_in / 10 * 9 && store_rest(w) < 0)
+            return -1;
         w->z.next_in = (Bytef *)p;
         w->z.avail_in = (uInt)len;
         return deflate_run(w, Z_NO_FLUSH);
@@ -148,8 +179,13 @@ static int out_write(struct warc *w, const char *p, size_t len)
  * (as archives expect, ISO 28500 Annex D). */
 static void record_begin(struct warc *w)
 {
-    if (w->gz)
-        deflateReset(&w->z);
+    if (!w->gz)
+        return;
+    deflateReset(&w->z);
+    /* after a reset nothing is pending: the change needs no output */
+    if (w->z_level != WARC_GZIP_LEVEL &&
+        deflateParams(&w->z, WARC_GZIP_LEVEL, Z_DEFAULT_STRATEGY) == Z_OK)
+        w->z_level = WARC_GZIP_LEVEL;
 }
 
 static int record_end(struct warc *w)
@@ -330,6 +366,7 @@ int warc_open(const char *path, uint64_t max_bytes, struct warc **out, char *err
             goto fail;
         }
         w->z_ready = 1;
+        w->z_level = WARC_GZIP_LEVEL;
     }
     /* a run resumed with rolled files: go on with the highest one */
     int seq = 0;

@@ -382,3 +382,22 @@ def test_a_warc_that_cannot_be_written_is_one_clear_usage_error(tmp):
     lines = [l for l in res.stderr.splitlines() if "--warc" in l]
     assert lines == ["volley: --warc: cannot write /dev/full: No space left on device"], (
         res.describe("one line naming /dev/full and ENOSPC"))
+
+
+@timeout(90)
+def test_incompressible_bodies_are_stored_in_their_gzip_member_and_read_back_whole(tmp):
+    path = os.path.join(str(tmp), "s.warc.gz")
+    blob = os.urandom(3 * 1024 * 1024 + 17)
+    with Nginx(tmp) as ng:
+        with open(os.path.join(ng.root, "random.bin"), "wb") as f:
+            f.write(blob)
+        urls = [ng.url("/random.bin"), ng.url("/100k.bin"), ng.url("/random.bin?again")]
+        res = run_volley(["--warc", path] + urls, timeout=60)
+        assert res.rc == 0, res.describe("exit 0")
+    got = responses(check_warc(path))
+    assert got[urls[0]]["payload_sha256"] == sha256(blob) == got[urls[2]]["payload_sha256"]
+    # the compressible record after a stored one is compressed again
+    assert got[urls[1]]["payload_sha256"] == sha256(Nginx.content("100k.bin"))
+    size = os.path.getsize(path)
+    assert 2 * len(blob) < size < 2 * len(blob) + 64 * 1024, (
+        "expected about the two random bodies' size (stored) plus a little, got %d" % size)
