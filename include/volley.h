@@ -272,7 +272,8 @@ typedef int vl_body_cb(void *data, const char *chunk, size_t len);
  *   VL_WIRE_RECV     response bytes the parser took for this response, in
  *                    order (status line, headers, body with its chunked
  *                    framing, interim 1xx responses included); bytes after
- *                    the response are not part of it and not reported
+ *                    the response are not part of it and not reported; a
+ *                    read the parser rejected is reported whole
  *   VL_WIRE_PAYLOAD  the response body with the chunked framing removed and
  *                    its content coding kept (a redirect's body too); may
  *                    come before the VL_WIRE_RECV that carries the same bytes

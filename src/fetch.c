@@ -127,8 +127,12 @@ static void end_tls_probe(vl_fetch *f);
 static void end_attempt(vl_fetch *f, int reusable, int failed);
 
 static uint64_t now_us(const vl_fetch *f) { return loop_now_us(f->cl->loop); }
+static double ms_between(uint64_t a, uint64_t b) { return (double)(b - a) / 1000.0; }
 
-/* ------------------------------------------------------- the raw-bytes tap */
+/* ------------------------------------------------------- the raw-bytes tap
+ * vl_request.on_wire (volley.h): an exchange opens when its request is about
+ * to be written and ends when its connection is released (release_conn), on
+ * every path: done, redirect, retry, stale retry, failure. */
 
 static void wire_bytes(vl_fetch *f, int type, const char *p, size_t len)
 {
@@ -171,7 +175,6 @@ static void wire_end(vl_fetch *f)
                         .sent_bytes = f->wire_sent, .recv_bytes = f->wire_recv};
     f->on_wire(f->wire_data, &ev);
 }
-static double ms_between(uint64_t a, uint64_t b) { return (double)(b - a) / 1000.0; }
 
 /* ------------------------------------------------------------ bookkeeping */
 
