@@ -401,3 +401,18 @@ def test_incompressible_bodies_are_stored_in_their_gzip_member_and_read_back_who
     size = os.path.getsize(path)
     assert 2 * len(blob) < size < 2 * len(blob) + 64 * 1024, (
         "expected about the two random bodies' size (stored) plus a little, got %d" % size)
+
+
+def test_https_exchanges_are_archived_as_the_plaintext_above_tls(tmp):
+    from tls_helpers import certs_in
+    path = os.path.join(str(tmp), "tls.warc.gz")
+    certs = certs_in(tmp)
+    with Nginx(tmp, ssl=(certs["good"], certs.key), big_files=False) as ng:
+        urls = ["https://localhost:%d/%s" % (ng.port, n) for n in ("100k.bin", "text.txt")]
+        res = run_volley(["--warc", path, "--cacert", certs.ca] + urls,
+                         env={"SSL_CERT_FILE": "", "SSL_CERT_DIR": ""})
+        assert res.rc == 0, res.describe("exit 0")
+    got = responses(check_warc(path))
+    assert got[urls[0]]["block_head"].startswith("HTTP/1.1 200 OK\r\n"), "not the plaintext"
+    assert got[urls[0]]["payload_sha256"] == sha256(Nginx.content("100k.bin"))
+    assert got[urls[1]]["content_sha256"] == sha256(Nginx.content("text.txt"))
