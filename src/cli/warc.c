@@ -54,7 +54,7 @@
 /* After this much of a record, if deflate saved under a tenth, the rest of
  * the record is stored (level 0): already-compressed bodies (images, video,
  * gzip) then cost a copy, not deflate's search (~10x slower, measured). */
-#define STORE_PROBE_BYTES (256 * 1024)
+#define STORE_PROBE_BYTES (64 * 1024)
 #define ROLL_MAX_FILES 99999
 
 /* ----------------------------------------------------------------- writer */
@@ -194,29 +194,34 @@ static int record_end(struct warc *w)
         return -1;
     if (w->gz && deflate_run(w, Z_FINISH) < 0)
         return -1;
-    return flush_out(w);
+    return 0;
 }
 
 /* ------------------------------------------------------------- formatting */
 
-static void make_uuid(char *out, size_t len)
+/* n random bytes from getrandom(2). */
+static void random_bytes(unsigned char *b, size_t n)
 {
-    unsigned char b[16];
     size_t got = 0;
-    while (got < sizeof(b)) {
-        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
-        if (n < 0 && errno == EINTR)
+    while (got < n) {
+        ssize_t k = getrandom(b + got, n - got, 0);
+        if (k < 0 && errno == EINTR)
             continue;
-        if (n < 0) { /* no entropy source at all: time and address, still unique here */
+        if (k < 0) { /* no entropy source at all: time and address, still unique here */
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            uint64_t v = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uintptr_t)out;
-            for (; got < sizeof(b); got++, v = v * 6364136223846793005u + 1442695040888963407u)
+            uint64_t v = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uintptr_t)b;
+            for (; got < n; got++, v = v * 6364136223846793005u + 1442695040888963407u)
                 b[got] = (unsigned char)(v >> 56);
             break;
         }
-        got += (size_t)n;
+        got += (size_t)k;
     }
+}
+
+/* A version 4 UUID from 16 random bytes, as a WARC-Record-ID. */
+static void format_uuid(unsigned char *b, char *out, size_t len)
+{
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* RFC 9562 version 4 */
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* variant 10 */
     snprintf(out, len,
@@ -293,7 +298,9 @@ static int write_warcinfo(struct warc *w, const char *name)
                         "http://iipc.github.io/warc-specifications/specifications/warc-format/"
                         "warc-1.1/\r\n",
                         vl_version());
-    make_uuid(w->info_id, sizeof(w->info_id));
+    unsigned char rnd[16];
+    random_bytes(rnd, sizeof(rnd));
+    format_uuid(rnd, w->info_id, sizeof(w->info_id));
     warc_date(date, sizeof(date));
     int hlen = snprintf(head, sizeof(head),
                         "WARC/1.1\r\n"
@@ -305,9 +312,10 @@ static int write_warcinfo(struct warc *w, const char *name)
                         "Content-Length: %d\r\n\r\n",
                         w->info_id, date, base, blen);
     record_begin(w);
-    if (out_write(w, head, (size_t)hlen) < 0 || out_write(w, body, (size_t)blen) < 0)
+    if (out_write(w, head, (size_t)hlen) < 0 || out_write(w, body, (size_t)blen) < 0 ||
+        record_end(w) < 0)
         return -1;
-    return record_end(w);
+    return flush_out(w);
 }
 
 /* Open file seq for appending and start it with its warcinfo. */
@@ -642,8 +650,10 @@ static void write_exchange(struct warc_exchange *x, const vl_wire_event *ev)
         pthread_mutex_unlock(&w->lock);
         return;
     }
-    make_uuid(req_id, sizeof(req_id));
-    make_uuid(resp_id, sizeof(resp_id));
+    unsigned char rnd[32];
+    random_bytes(rnd, sizeof(rnd)); /* one getrandom(2) for both ids */
+    format_uuid(rnd, req_id, sizeof(req_id));
+    format_uuid(rnd + 16, resp_id, sizeof(resp_id));
     pthread_mutex_lock(&w->lock);
     if (w->max_bytes && w->records_here > 0 && w->file_bytes >= w->max_bytes) {
         char err[512];
@@ -654,8 +664,10 @@ static void write_exchange(struct warc_exchange *x, const vl_wire_event *ev)
             w->failed = 1;
         }
     }
+    /* one write(2) for both when they fit the output buffer */
     if (!w->failed && write_record(w, x, "request", req_id, resp_id, &x->req, 1, 0) == 0 &&
-        write_record(w, x, "response", resp_id, req_id, &x->resp, ev->complete, ev->err) == 0)
+        write_record(w, x, "response", resp_id, req_id, &x->resp, ev->complete, ev->err) == 0 &&
+        flush_out(w) == 0)
         w->records_here++;
     pthread_mutex_unlock(&w->lock);
 }
