@@ -684,14 +684,25 @@ static void peer_ip(const char *peer, char *out, size_t len)
     snprintf(out, len, "%.*s", (int)n, peer);
 }
 
-/* The URL as a header value: no control bytes or spaces (percent-encoded). */
+/* The URL as a header value: no control bytes or spaces (percent-encoded),
+ * and no "user:password@": an archive names the resource, not the login. */
 static char *header_url(const char *url)
 {
     size_t n = strlen(url);
     char *s = malloc(3 * n + 1), *o = s;
     if (!s)
         return NULL;
+    const char *skip_from = NULL, *skip_to = NULL, *auth = strstr(url, "://");
+    if (auth) {
+        auth += 3;
+        size_t alen = strcspn(auth, "/?#");
+        for (const char *q = auth; q < auth + alen; q++)
+            if (*q == '@')
+                skip_from = auth, skip_to = q + 1;
+    }
     for (const unsigned char *p = (const unsigned char *)url; *p; p++) {
+        if ((const char *)p == skip_from && !*(p = (const unsigned char *)skip_to))
+            break;
         if (*p <= 0x20 || *p >= 0x7f)
             o += sprintf(o, "%%%02X", *p);
         else

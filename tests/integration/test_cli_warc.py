@@ -416,3 +416,16 @@ def test_https_exchanges_are_archived_as_the_plaintext_above_tls(tmp):
     assert got[urls[0]]["block_head"].startswith("HTTP/1.1 200 OK\r\n"), "not the plaintext"
     assert got[urls[0]]["payload_sha256"] == sha256(Nginx.content("100k.bin"))
     assert got[urls[1]]["content_sha256"] == sha256(Nginx.content("text.txt"))
+
+
+def test_target_uri_leaves_out_credentials_and_the_fragment(tmp):
+    path = os.path.join(str(tmp), "u.warc")
+    with ScriptedServer(tmp) as s:
+        url = "http://user:secret@127.0.0.1:%d/ok?q=1#frag" % s.port
+        res = run_volley(["--warc", path, url])
+        assert res.rc == 0, res.describe("exit 0")
+    recs = check_warc(path)
+    assert [r["target_uri"] for r in recs[1:]] == [s.url("/ok?q=1")] * 2, [
+        r["target_uri"] for r in recs[1:]]
+    with open(path, "rb") as f:
+        assert b"secret" not in f.read(), "the password is in the archive"
