@@ -90,20 +90,27 @@ static void warc_fail(struct warc *w, const char *what, int e)
     w->failed = 1;
 }
 
-static int write_fd(struct warc *w, const char *p, size_t len)
+static int write_all_fd(int fd, const char *p, size_t len)
 {
     while (len) {
-        ssize_t n = write(w->fd, p, len);
+        ssize_t n = write(fd, p, len);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0) {
-            warc_fail(w, "cannot write", errno);
+        if (n < 0)
             return -1;
-        }
         p += n;
         len -= (size_t)n;
-        w->file_bytes += (uint64_t)n;
     }
+    return 0;
+}
+
+static int write_fd(struct warc *w, const char *p, size_t len)
+{
+    if (write_all_fd(w->fd, p, len) < 0) {
+        warc_fail(w, "cannot write", errno);
+        return -1;
+    }
+    w->file_bytes += len;
     return 0;
 }
 
@@ -488,20 +495,6 @@ static int spool_file(const char *dir)
     }
     free(name);
     return fd;
-}
-
-static int write_all_fd(int fd, const char *p, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 static int spool_flush(struct spool *s, const char *dir)
