@@ -107,6 +107,13 @@ struct vl_fetch {
     int err;
     char errmsg[512];
     int redirects, attempts;
+
+    /* the raw-bytes tap (vl_request.on_wire): one exchange open at a time */
+    vl_wire_cb *on_wire;
+    void *wire_data;
+    int wire_open;
+    int wire_err;                   /* the error finish() was given */
+    uint64_t wire_sent, wire_recv;
 };
 
 static void on_io(vl_loop *loop, int fd, int events, void *data);
@@ -121,6 +128,53 @@ static void end_attempt(vl_fetch *f, int reusable, int failed);
 
 static uint64_t now_us(const vl_fetch *f) { return loop_now_us(f->cl->loop); }
 static double ms_between(uint64_t a, uint64_t b) { return (double)(b - a) / 1000.0; }
+
+/* ------------------------------------------------------- the raw-bytes tap
+ * vl_request.on_wire (volley.h): an exchange opens when its request is about
+ * to be written and ends when its connection is released (release_conn), on
+ * every path: done, redirect, retry, stale retry, failure. */
+
+static void wire_bytes(vl_fetch *f, int type, const char *p, size_t len)
+{
+    if (!f->wire_open || !len)
+        return;
+    vl_wire_event ev = {.type = type, .data = p, .len = len};
+    if (type == VL_WIRE_SENT)
+        f->wire_sent += len;
+    else if (type == VL_WIRE_RECV)
+        f->wire_recv += len;
+    f->on_wire(f->wire_data, &ev);
+}
+
+static void wire_start(vl_fetch *f)
+{
+    if (!f->on_wire)
+        return;
+    vl_wire_event ev = {.type = VL_WIRE_START, .url = f->url.href, .peer = f->conn->peer};
+    f->wire_open = 1;
+    f->wire_sent = f->wire_recv = 0;
+    f->on_wire(f->wire_data, &ev);
+}
+
+/* The written prefix (w bytes) of iov. */
+static void wire_sent(vl_fetch *f, const struct iovec *iov, int n, size_t w)
+{
+    for (int i = 0; i < n && w; i++) {
+        size_t k = iov[i].iov_len < w ? iov[i].iov_len : w;
+        wire_bytes(f, VL_WIRE_SENT, iov[i].iov_base, k);
+        w -= k;
+    }
+}
+
+static void wire_end(vl_fetch *f)
+{
+    if (!f->wire_open)
+        return;
+    f->wire_open = 0;
+    vl_wire_event ev = {.type = VL_WIRE_END, .complete = f->resp.complete, .err = f->wire_err,
+                        .sent_bytes = f->wire_sent, .recv_bytes = f->wire_recv};
+    f->on_wire(f->wire_data, &ev);
+}
 
 /* ------------------------------------------------------------ bookkeeping */
 
@@ -276,6 +330,7 @@ static void close_body_source(vl_fetch *f)
 static void release_conn(vl_fetch *f, int reusable)
 {
     struct pool *p = &f->cl->pool;
+    wire_end(f); /* every exchange ends with its connection */
     if (f->conn) {
         struct conn *c = f->conn;
         f->conn = NULL;
@@ -476,6 +531,7 @@ static void finish(vl_fetch *f, int err, const char *fmt, ...)
 {
     vl_client *cl = f->cl;
     assert(f->state != F_DONE && f->state != F_FAILED);
+    f->wire_err = err;
     if (err && fmt) {
         va_list ap;
         va_start(ap, fmt);
@@ -595,6 +651,7 @@ static int raw_body(void *data, const char *chunk, size_t len)
     vl_fetch *f = data;
     if (f->state == F_DONE || f->state == F_FAILED)
         return -1; /* the body callback canceled this fetch: stop the parser */
+    wire_bytes(f, VL_WIRE_PAYLOAD, chunk, len);
     if (will_follow(f))
         return 0; /* a redirect's own body is read and dropped */
     if (!f->dec_checked) {
@@ -683,6 +740,8 @@ static void start_exchange(vl_fetch *f)
     if (f->body_fd >= 0)
         lseek(f->body_fd, 0, SEEK_SET);
     reset_response(f);
+    f->wire_err = 0;
+    wire_start(f);
     set_state(f, F_SENDING);
     do_send(f);
 }
@@ -730,6 +789,7 @@ static void do_send(vl_fetch *f)
         ssize_t w = c->ops->writev(c, iov, n);
         if (waits_or_fails(f, w, -VL_EIO))
             return;
+        wire_sent(f, iov, n, (size_t)w);
         f->last_io = now_us(f);
         size_t hw = f->head_len - f->head_off;
         if ((size_t)w <= hw) {
@@ -938,6 +998,7 @@ static void do_read(vl_fetch *f)
         long used = http_resp_feed(&f->resp, cl->rbuf, (size_t)n);
         if (f->state == F_DONE || f->state == F_FAILED)
             return; /* canceled from its body callback: c is gone already */
+        wire_bytes(f, VL_WIRE_RECV, cl->rbuf, used < 0 ? (size_t)n : (size_t)used);
         if (used < 0) {
             finish(f, f->sink_err ? f->sink_err : -VL_EHTTP, "%s", f->resp.err);
             return;
@@ -1187,6 +1248,8 @@ int vl_fetch_start(vl_client *cl, const vl_request *req, vl_result_cb *cb, void 
     f->user = req->user;
     f->on_body = req->on_body;
     f->body_data = req->body_data;
+    f->on_wire = req->on_wire;
+    f->wire_data = req->wire_data;
     f->body_fd = f->out_fd = -1;
     f->t_submit = f->t_state = now_us(f);
     list_init(&f->item.link);
