@@ -280,6 +280,37 @@ vl_loop *vl_client_loop(const vl_client *client);
  * may start fetches and cancel any fetch, its own included. */
 typedef int vl_body_cb(void *data, const char *chunk, size_t len);
 
+/* Raw-bytes tap (for WARC writers): the exchange's bytes exactly as they
+ * cross the connection, above TLS (and any proxy tunnel), before parsing.
+ * One fetch makes one exchange per attempt, redirect hop and stale-retry:
+ *   VL_WIRE_START    the request is about to be written: url, peer
+ *   VL_WIRE_SENT     request bytes written (head, then body), in order
+ *   VL_WIRE_RECV     response bytes the parser took for this response, in
+ *                    order (status line, headers, body with its chunked
+ *                    framing, interim 1xx responses included); bytes after
+ *                    the response are not part of it and not reported; a
+ *                    read the parser rejected is reported whole
+ *   VL_WIRE_PAYLOAD  the response body with the chunked framing removed and
+ *                    its content coding kept (a redirect's body too); may
+ *                    come before the VL_WIRE_RECV that carries the same bytes
+ *   VL_WIRE_END      the exchange is over: complete says whether the whole
+ *                    response was received; err (0 or negative) why not, or
+ *                    why the fetch failed after it (sent/recv: the totals)
+ * Every START gets one END.  The callback runs inside the loop's io
+ * callbacks, on the loop's thread; it must not call into volley. */
+enum { VL_WIRE_START = 1, VL_WIRE_SENT, VL_WIRE_RECV, VL_WIRE_PAYLOAD, VL_WIRE_END };
+typedef struct vl_wire_event {
+    int type;
+    const char *url;                /* START: the URL requested, normalised */
+    const char *peer;               /* START: "1.2.3.4:443" or "[::1]:80" */
+    const char *data;               /* SENT, RECV, PAYLOAD: the bytes */
+    size_t len;
+    int complete;                   /* END */
+    int err;                        /* END */
+    uint64_t sent_bytes, recv_bytes;/* END */
+} vl_wire_event;
+typedef void vl_wire_cb(void *data, const vl_wire_event *ev);
+
 typedef struct vl_request {
     const char *url;
     const char *method;             /* NULL: GET, or POST when a body is given */
@@ -293,6 +324,8 @@ typedef struct vl_request {
     void *body_data;
     int64_t index;                  /* copied into the result */
     void *user;                     /* copied into the result */
+    vl_wire_cb *on_wire;            /* raw-bytes tap (NULL: none) */
+    void *wire_data;
 } vl_request;
 
 typedef struct vl_timings {         /* milliseconds; -1 when the phase did not happen */

@@ -111,6 +111,13 @@ struct vl_fetch {
     int err;
     char errmsg[512];
     int redirects, attempts;
+
+    /* the raw-bytes tap (vl_request.on_wire): one exchange open at a time */
+    vl_wire_cb *on_wire;
+    void *wire_data;
+    int wire_open;
+    int wire_err;                   /* the error finish() was given */
+    uint64_t wire_sent, wire_recv;
 };
 
 static void on_io(vl_loop *loop, int fd, int events, void *data);
@@ -127,6 +134,54 @@ static void start_h2_exchange(vl_fetch *f, struct h2_session *s);
 
 static uint64_t now_us(const vl_fetch *f) { return loop_now_us(f->cl->loop); }
 static double ms_between(uint64_t a, uint64_t b) { return (double)(b - a) / 1000.0; }
+
+/* ------------------------------------------------------- the raw-bytes tap
+ * vl_request.on_wire (volley.h): an exchange opens when its request is about
+ * to be written and ends when its connection is released (release_conn), on
+ * every path: done, redirect, retry, stale retry, failure. */
+
+static void wire_bytes(vl_fetch *f, int type, const char *p, size_t len)
+{
+    if (!f->wire_open || !len)
+        return;
+    vl_wire_event ev = {.type = type, .data = p, .len = len};
+    if (type == VL_WIRE_SENT)
+        f->wire_sent += len;
+    else if (type == VL_WIRE_RECV)
+        f->wire_recv += len;
+    f->on_wire(f->wire_data, &ev);
+}
+
+static void wire_start(vl_fetch *f)
+{
+    if (!f->on_wire)
+        return;
+    vl_wire_event ev = {.type = VL_WIRE_START, .url = f->url.href,
+                        .peer = f->conn ? f->conn->peer : h2_stream_peer(f->h2s)};
+    f->wire_open = 1;
+    f->wire_sent = f->wire_recv = 0;
+    f->on_wire(f->wire_data, &ev);
+}
+
+/* The written prefix (w bytes) of iov. */
+static void wire_sent(vl_fetch *f, const struct iovec *iov, int n, size_t w)
+{
+    for (int i = 0; i < n && w; i++) {
+        size_t k = iov[i].iov_len < w ? iov[i].iov_len : w;
+        wire_bytes(f, VL_WIRE_SENT, iov[i].iov_base, k);
+        w -= k;
+    }
+}
+
+static void wire_end(vl_fetch *f)
+{
+    if (!f->wire_open)
+        return;
+    f->wire_open = 0;
+    vl_wire_event ev = {.type = VL_WIRE_END, .complete = f->resp.complete, .err = f->wire_err,
+                        .sent_bytes = f->wire_sent, .recv_bytes = f->wire_recv};
+    f->on_wire(f->wire_data, &ev);
+}
 
 /* ------------------------------------------------------------ bookkeeping */
 
@@ -283,6 +338,7 @@ static void close_body_source(vl_fetch *f)
 static void release_conn(vl_fetch *f, int reusable)
 {
     struct pool *p = &f->cl->pool;
+    wire_end(f); /* every exchange ends with its connection */
     if (f->h2s) {
         h2_stream_detach(f->h2s); /* the session keeps the connection */
         f->h2s = NULL;
@@ -498,6 +554,7 @@ static void finish(vl_fetch *f, int err, const char *fmt, ...)
 {
     vl_client *cl = f->cl;
     assert(f->state != F_DONE && f->state != F_FAILED);
+    f->wire_err = err;
     if (err && fmt) {
         va_list ap;
         va_start(ap, fmt);
@@ -617,6 +674,7 @@ static int raw_body(void *data, const char *chunk, size_t len)
     vl_fetch *f = data;
     if (f->state == F_DONE || f->state == F_FAILED)
         return -1; /* the body callback canceled this fetch: stop the parser */
+    wire_bytes(f, VL_WIRE_PAYLOAD, chunk, len);
     if (will_follow(f))
         return 0; /* a redirect's own body is read and dropped */
     if (!f->dec_checked) {
@@ -705,12 +763,14 @@ static void prepare_exchange(vl_fetch *f)
     if (f->body_fd >= 0)
         lseek(f->body_fd, 0, SEEK_SET);
     reset_response(f);
+    f->wire_err = 0;
 }
 
 static void start_exchange(vl_fetch *f)
 {
     prepare_exchange(f);
     f->http_version = 1;
+    wire_start(f);
     set_state(f, F_SENDING);
     do_send(f);
 }
@@ -758,6 +818,7 @@ static void do_send(vl_fetch *f)
         ssize_t w = c->ops->writev(c, iov, n);
         if (waits_or_fails(f, w, -VL_EIO))
             return;
+        wire_sent(f, iov, n, (size_t)w);
         f->last_io = now_us(f);
         size_t hw = f->head_len - f->head_off;
         if ((size_t)w <= hw) {
@@ -950,7 +1011,8 @@ static int take_response_bytes(vl_fetch *f, const char *buf, size_t n)
     f->exchange_bytes += (uint64_t)n;
     long used = http_resp_feed(&f->resp, buf, n);
     if (f->state == F_DONE || f->state == F_FAILED)
-        return 1;
+        return 1; /* canceled from its body callback: c is gone already */
+    wire_bytes(f, VL_WIRE_RECV, buf, used < 0 ? n : (size_t)used);
     if (used < 0) {
         finish(f, f->sink_err ? f->sink_err : -VL_EHTTP, "%s", f->resp.err);
         return 1;
@@ -1238,6 +1300,8 @@ int vl_fetch_start(vl_client *cl, const vl_request *req, vl_result_cb *cb, void 
     f->user = req->user;
     f->on_body = req->on_body;
     f->body_data = req->body_data;
+    f->on_wire = req->on_wire;
+    f->wire_data = req->wire_data;
     f->body_fd = f->out_fd = -1;
     f->t_submit = f->t_state = now_us(f);
     list_init(&f->item.link);
@@ -1356,6 +1420,7 @@ static ssize_t h2_body(void *owner, char *buf, size_t len)
     }
     f->body_off += len;
     f->last_io = now_us(f);
+    wire_bytes(f, VL_WIRE_SENT, buf, len);
     return (ssize_t)len;
 }
 
@@ -1369,8 +1434,14 @@ static void start_h2_exchange(vl_fetch *f, struct h2_session *s)
     set_state(f, F_SENDING);
     f->h2s = h2_stream_start(s, f->head, f->head_len, f->body || f->body_fd >= 0, &h2_events, f,
                              msg, sizeof(msg));
-    if (!f->h2s)
+    if (!f->h2s) {
         finish(f, -VL_EHTTP, "%s", msg);
+        return;
+    }
+    /* the raw-bytes tap sees an h2 exchange as HTTP/1.1: the head it was
+     * made from, the body as read, the response as rendered (h2.h) */
+    wire_start(f);
+    wire_bytes(f, VL_WIRE_SENT, f->head, f->head_len);
 }
 
 /* The connection f just made speaks h2: it becomes a session (owning the

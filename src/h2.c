@@ -665,6 +665,11 @@ void h2_stream_detach(struct h2_stream *st)
         timer_start_us(&s->idle_timer, (uint64_t)(s->cl->opts.idle_timeout_s * 1e6));
 }
 
+const char *h2_stream_peer(const struct h2_stream *st)
+{
+    return st && st->s->c ? st->s->c->peer : "";
+}
+
 void h2_close_all(vl_client *cl)
 {
     while (!list_empty(&cl->h2_sessions))

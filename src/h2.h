@@ -52,6 +52,8 @@ struct h2_stream *h2_stream_start(struct h2_session *s, const char *head, size_t
 /* The owner is done with the stream (finished, failed, canceled): no more
  * events; an open stream is reset (CANCEL). */
 void h2_stream_detach(struct h2_stream *st);
+/* "127.0.0.1:443": the peer of st's connection, for messages. */
+const char *h2_stream_peer(const struct h2_stream *st);
 /* Close every session of cl (vl_client_free; no stream is attached). */
 void h2_close_all(vl_client *cl);
 

@@ -12,6 +12,10 @@ BUILD_PKGS="make gcc libc6-dev pkg-config libmbedtls-dev node-llhttp libc-ares-d
 TEST_PKGS="nginx libcmocka-dev openssl python3 valgrind libuv1-dev libglib2.0-dev
     apache2 lighttpd lighttpd-mod-deflate h2o nodejs nghttp2-server"
 # apache2, lighttpd (+ its mod_deflate), h2o and nodejs: the interop tests' servers.
+# npm: installs warcio.js into build/node, the independent reader of --warc's files.
+# Only when no npm is on PATH: NodeSource's nodejs bundles its own npm and
+# conflicts with Debian's npm package.
+command -v npm >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS npm"
 FUZZ_PKGS="clang-14 libclang-rt-14-dev"
 # clang-14 and its runtimes (libFuzzer, ASan, UBSan): make fuzz.
 pkgs="$BUILD_PKGS"

@@ -30,6 +30,8 @@ struct cli_opts {
     FILE *input_stream;          /* set by records_fingerprint for a pipe: read -i from it */
     double grace_s;              /* --grace: after SIGINT/SIGTERM, before cancelling (5) */
     double progress_every_s;     /* --progress-every: a line to stderr without a terminal (0 off) */
+    const char *warc;            /* --warc FILE (warc.c) */
+    uint64_t warc_max_size;      /* --warc-max-size BYTES (0 = one file) */
 };
 
 /* Parse argv.  Returns 0, 1 when --help/--version was handled (exit 0), or

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "warc.h"
 
 /* One request in flight: its fetch (for cancelling) and its input item. */
 struct slot {
@@ -28,6 +29,7 @@ struct slot {
     struct input_item *it;      /* owned while in flight */
     struct worker *w;
     int next_free;
+    struct warc_exchange *wx;   /* --warc: this slot's exchanges */
 };
 
 /* A worker's run: TAKING new requests from the input; DRAINING once the
@@ -70,6 +72,7 @@ static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static int out_tty;
 static struct progress progress;    /* drawn and erased under out_lock */
 static struct records *records;     /* --records: written under out_lock */
+static struct warc *warc;           /* --warc: its own lock (warc.c) */
 
 static double since(const struct timespec *t0)
 {
@@ -345,6 +348,10 @@ static void refill(struct worker *w)
         sl->it = it;
         req.user = NULL;
         w->inflight++;
+        if (sl->wx) {
+            req.on_wire = warc_on_wire;
+            req.wire_data = sl->wx;
+        }
         rc = vl_fetch_start(w->client, &req, on_fetch_result, sl, &sl->fetch);
         if (rc < 0) {
             slot_release(w, sl);
@@ -417,6 +424,8 @@ static int run_window(struct worker *w)
     for (int i = 0; i < w->nslots; i++) {
         w->slots[i].w = w;
         w->slots[i].next_free = i + 1 < w->nslots ? i + 1 : -1;
+        if (warc && !(w->slots[i].wx = warc_exchange_new(warc)))
+            goto out;
     }
     w->free_slot = 0;
     if ((rc = vl_io_start(w->loop, wake_fd, VL_READ, on_wake, w)) < 0 ||
@@ -442,6 +451,8 @@ out:
         vl_io_stop(w->loop, sig_pipe[0]);
     vl_timer_free(w->grace_timer);
     w->grace_timer = NULL;
+    for (int i = 0; w->slots && i < w->nslots; i++)
+        warc_exchange_free(w->slots[i].wx);
     free(w->slots);
     w->slots = NULL;
     return rc;
@@ -526,7 +537,7 @@ static void fit_fd_limit(struct cli_opts *o)
     }
     /* per fetch: its socket, a second happy-eyeballs attempt, an idle
      * pooled connection, an output file (the same count as vl_gather's) */
-    long per = 4;
+    long per = o->warc ? 6 : 4; /* --warc: two spool files */
     long room = ((long)rl.rlim_cur - 32) / per;
     if (room < 1)
         room = 1;
@@ -625,6 +636,12 @@ static int run_cli(struct cli_opts *o)
             return 2;
         }
     }
+    if (o->warc && warc_open(o->warc, o->warc_max_size, &warc, err, sizeof(err)) < 0) {
+        fprintf(stderr, "volley: %s\n", err);
+        records_close(records);
+        records = NULL;
+        return 2;
+    }
     /* each worker's queue holds two of its windows: the loops never starve,
      * and memory stays bounded however long the list */
     in = input_open(o, o->input_json ? input_parse_json : NULL, nthreads,
@@ -633,6 +650,8 @@ static int run_cli(struct cli_opts *o)
         fprintf(stderr, "volley: %s\n", err);
         records_close(records);
         records = NULL;
+        warc_close(warc);
+        warc = NULL;
         return 2;
     }
     w = calloc((size_t)nthreads, sizeof(*w));
@@ -707,6 +726,9 @@ out:
     input_close(in);
     records_close(records);
     records = NULL;
+    if (warc_close(warc) < 0 && status == 0)
+        status = 1; /* said on stderr */
+    warc = NULL;
     return status;
 }
 

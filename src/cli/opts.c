@@ -56,6 +56,10 @@ static const char usage_text[] =
     "      --progress-every SECS  without a terminal: a progress line on stderr every SECS\n"
     "      --grace SECS          on SIGINT/SIGTERM: take no new URLs, give the ones in flight\n"
     "                            SECS (default 5), then cancel them; a second signal exits now\n"
+    "      --warc FILE           also write every exchange to FILE as WARC 1.1 (request and\n"
+    "                            response records, bytes as on the wire; FILE.warc.gz: gzip per\n"
+    "                            record); an existing FILE is appended to\n"
+    "      --warc-max-size BYTES roll over to FILE-00001.warc.gz ... once a file reaches BYTES\n"
     "  -v, --verbose             trace the loop and every state change on stderr\n"
     "  -h, --help                this text\n"
     "      --version             version and build\n"
@@ -70,6 +74,7 @@ enum {
     O_RATE, O_PER_HOST_RATE, O_PER_HOST_DELAY, O_NO_PROGRESS, O_INPUT_FORMAT, O_RECORDS,
     O_RESUME, O_GRACE, O_PROGRESS_EVERY,
     O_HTTP1_1, O_HTTP2, O_HTTP2_PRIOR,
+    O_WARC, O_WARC_MAX_SIZE,
 };
 
 static const struct option long_opts[] = {
@@ -108,6 +113,8 @@ static const struct option long_opts[] = {
     {"no-progress", no_argument, 0, O_NO_PROGRESS},
     {"progress-every", required_argument, 0, O_PROGRESS_EVERY},
     {"grace", required_argument, 0, O_GRACE},
+    {"warc", required_argument, 0, O_WARC},
+    {"warc-max-size", required_argument, 0, O_WARC_MAX_SIZE},
     {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION},
@@ -302,6 +309,20 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
         case O_NO_PROGRESS: o->progress = 0; break;
         case O_PROGRESS_EVERY: SECS_OPT(o->progress_every_s, 0, "--progress-every"); break;
         case O_GRACE: SECS_OPT(o->grace_s, 1, "--grace"); break;
+        case O_WARC:
+            if (!*optarg)
+                return usage_error("%s", "--warc needs a file name");
+            o->warc = optarg;
+            break;
+        case O_WARC_MAX_SIZE: {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-' || v == 0)
+                return usage_error("invalid --warc-max-size '%s' (bytes, > 0)", optarg);
+            o->warc_max_size = v;
+            break;
+        }
         case 'v': o->verbose = 1; break;
         case 'h': fputs(usage_text, stdout); return 1;
         case O_VERSION:
@@ -316,6 +337,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
     o->nurls = argc - optind;
     if (!o->nurls && !o->input)
         return usage_error("%s", "no URLs: give URLs as arguments or a list with -i FILE");
+    if (o->warc_max_size && !o->warc)
+        return usage_error("%s", "--warc-max-size needs --warc FILE");
     if (o->resume && !o->records)
         return usage_error("%s", "--resume needs --records FILE");
     if (o->method && strcmp(o->method, "HEAD") == 0 && (o->data || o->data_file))

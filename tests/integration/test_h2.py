@@ -278,3 +278,26 @@ def test_request_bodies_go_over_h2_from_memory_and_from_a_file(tmp):
     res, recs, streams, _ = hostile(tmp, "ok", 2, ["--data-binary", "@" + path])
     assert all(r["ok"] for r in recs.values()), res.describe("ok")
     assert [s["bytes"] for s in streams if s["action"] == "body"] == [100000, 100000], streams
+
+
+@timeout(120)
+def test_warc_of_h2_exchanges_holds_them_as_http11_messages(tmp):
+    # the raw-bytes tap sees an h2 exchange as the HTTP/1.1 it is rendered to (h2.h)
+    from test_cli_warc import check_warc, responses, sha256
+    certs = certs_in(tmp)
+    path = os.path.join(str(tmp), "h2.warc.gz")
+    with h2_nginx(tmp, certs) as ng:
+        base, pin = local(ng)
+        urls = [base + "/1k.bin", base + "/text.txt"]
+        res = fetch(certs, pin + ["--warc", path] + urls, timeout=60)
+        assert {r["http_version"] for r in all_ok(res, 2).values()} == {"2"}, res.describe()
+    recs = check_warc(path)
+    got = responses(recs)
+    one = got[urls[0]]
+    assert one["http_status"] == 200 and not one["truncated"], one
+    assert one["payload_sha256"] == sha256(Nginx.content("1k.bin")), one
+    text = got[urls[1]]
+    assert text["content_sha256"] == sha256(Nginx.content("text.txt")), text
+    assert text["http_headers"].get("content-encoding") == "gzip", text["http_headers"]
+    reqs = [r for r in recs if r["type"] == "request"]
+    assert len(reqs) == 2 and all(r["block_head"].startswith("GET /") for r in reqs), reqs
