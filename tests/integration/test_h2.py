@@ -8,7 +8,7 @@ protocol violation: every URL still gets exactly one record."""
 import hashlib
 import os
 
-from harness import H2Hostile, Nginx, check_record, run_volley, timeout, wait_until
+from harness import H2Hostile, Nghttpd, Nginx, check_record, run_volley, timeout, wait_until
 from tls_helpers import certs_in
 
 NO_CA_ENV = {"SSL_CERT_FILE": "", "SSL_CERT_DIR": ""}
@@ -301,3 +301,28 @@ def test_warc_of_h2_exchanges_holds_them_as_http11_messages(tmp):
     assert text["http_headers"].get("content-encoding") == "gzip", text["http_headers"]
     reqs = [r for r in recs if r["type"] == "request"]
     assert len(reqs) == 2 and all(r["block_head"].startswith("GET /") for r in reqs), reqs
+
+
+@timeout(60, valgrind=300)
+def test_nghttpd_over_tls_and_h2c_serves_files_intact(tmp):
+    certs = certs_in(tmp)
+    names = ["empty.bin", "1k.bin", "100k.bin", "10m.bin", "text.txt"]
+    for ssl in ((certs["good"], certs.key), None):
+        with Nghttpd(tmp, ssl=ssl, big_files=True) as srv:
+            base = srv.base
+            args = ["-c", "5", "-o", os.path.join(str(tmp), "out-%s" % bool(ssl))]
+            os.makedirs(args[-1])
+            if ssl:
+                base, pin = base.replace("127.0.0.1", "localhost"), [
+                    "--resolve", "localhost:%d:127.0.0.1" % srv.port]
+                res = fetch(certs, pin + args + [base + "/" + n for n in names], timeout=60)
+            else:
+                res = run_volley(["--json", "--http2-prior-knowledge"] + args +
+                                 [base + "/" + n for n in names], timeout=60)
+            recs = all_ok(res, len(names))
+            for i, n in enumerate(names):
+                r = recs[i]
+                assert r["http_version"] == "2" and r["bytes"] == len(Nginx.content(n)), r
+                if r.get("file"):
+                    with open(r["file"], "rb") as f:
+                        assert f.read() == Nginx.content(n), "%s differs" % n

@@ -583,6 +583,54 @@ class H2Hostile(ScriptedServer):
         return len({r["conn"] for r in self.requests()})
 
 
+class Nghttpd(_Server):
+    """nghttp2's own server (nghttp2-server), h2 only: over TLS with
+    ssl=(certfile, keyfile) (ALPN h2), else h2c by prior knowledge.  Serves
+    Nginx.FILES (without 10m.bin unless big_files) from its own root."""
+
+    def __init__(self, tmp, ssl=None, big_files=False):
+        self.dir = _fresh_dir(tmp, "nghttpd")
+        self.root = os.path.join(self.dir, "root")
+        self.ssl, self.big_files = ssl, big_files
+        self.proc = None
+        self.port = None
+
+    def start(self, timeout_s=10.0):
+        os.makedirs(self.root, exist_ok=True)
+        for name in Nginx.FILES:
+            if name != "10m.bin" or self.big_files:
+                with open(os.path.join(self.root, name), "wb") as f:
+                    f.write(Nginx.content(name))
+        self.port = free_port()
+        cmd = ["nghttpd", "-d", self.root, "-a", "127.0.0.1", str(self.port)]
+        cmd += [self.ssl[1], self.ssl[0]] if self.ssl else ["--no-tls"]  # key, then cert
+        with open(os.path.join(self.dir, "stderr.log"), "ab") as err:
+            self.proc = subprocess.Popen(cmd, stdout=err, stderr=err, stdin=subprocess.DEVNULL)
+        _live.append(self)
+        wait_until(lambda: self.proc.poll() is not None or port_accepts(self.port), timeout_s,
+                   "nghttpd on port %d" % self.port)
+        if self.proc.poll() is not None:
+            raise AssertionError("nghttpd exited: %s" % self.log_tail())
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            _stop_pid(self.proc)
+            self.proc = None
+        self._forget()
+
+    @property
+    def base(self):
+        return "%s://127.0.0.1:%d" % ("https" if self.ssl else "http", self.port)
+
+    def log_tail(self, n=2000):
+        try:
+            with open(os.path.join(self.dir, "stderr.log"), "rb") as f:
+                return f.read()[-n:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
 def _pattern(size):
     block = bytes(range(256))
     return (block * (size // 256 + 1))[:size]
