@@ -150,7 +150,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t
     if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
         vl_buf_adds(&st->head, "HTTP/1.1 ");
         vl_buf_add(&st->head, (const char *)value, valuelen);
-        vl_buf_adds(&st->head, " h2\r\n");
+        vl_buf_adds(&st->head, "\r\n"); /* no reason phrase: h2 has none */
         return 0;
     }
     /* nghttp2 checks Content-Length against the DATA received; the body is
@@ -518,6 +518,7 @@ struct h2_session *h2_session_new(vl_client *cl, struct conn *c, int https)
     if (vl_io_start(cl->loop, c->fd, s->events, on_io, s) < 0)
         goto fail;
     timer_init(&s->idle_timer, cl->loop, on_idle, s);
+    timer_start_us(&s->idle_timer, (uint64_t)(cl->opts.idle_timeout_s * 1e6)); /* until a stream */
     c->owner = NULL;
     list_insert_tail(&c->host->h2, &s->hlink);
     list_insert_tail(&cl->h2_sessions, &s->clink);

@@ -6,6 +6,7 @@ h2c by prior knowledge, the fallbacks to HTTP/1.1, and a scripted hostile
 h2 server (tests/servers/h2_hostile.py) for RST_STREAM, GOAWAY and a
 protocol violation: every URL still gets exactly one record."""
 import hashlib
+import subprocess
 import os
 
 from harness import H2Hostile, Nghttpd, Nginx, check_record, run_volley, timeout, wait_until
@@ -326,3 +327,52 @@ def test_nghttpd_over_tls_and_h2c_serves_files_intact(tmp):
                 if r.get("file"):
                     with open(r["file"], "rb") as f:
                         assert f.read() == Nginx.content(n), "%s differs" % n
+
+
+IDLE_PROGRAM = r"""
+#include <stdio.h>
+#include <volley.h>
+
+static void on_result(const vl_result *r, void *data)
+{
+    (void)data;
+    printf("%d %s %s\n", r->status, r->http_version ? r->http_version : "-",
+           r->error ? r->error : "ok");
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    vl_loop *loop = vl_loop_new();
+    vl_client_opts o;
+    vl_client_opts_init(&o);
+    o.http_version = VL_HTTP_2_PRIOR;
+    o.idle_timeout_s = 0.5;
+    vl_client *cl;
+    char err[256];
+    if (!loop || vl_client_new(loop, &o, &cl, err, sizeof(err)) < 0)
+        return 1;
+    vl_request req = {0};
+    req.url = argv[1];
+    vl_fetch_start(cl, &req, on_result, NULL, NULL);
+    vl_loop_run(loop); /* returns once nothing is left: the idle session closed */
+    vl_client_free(cl);
+    vl_loop_free(loop);
+    return 0;
+}
+"""
+
+
+@timeout(30)
+def test_idle_h2_connection_is_closed_by_the_idle_timeout(tmp):
+    import time
+    from test_readme import build
+    exe = build(str(tmp), 99, IDLE_PROGRAM)
+    with H2Hostile(tmp, "ok") as s:
+        t0 = time.monotonic()
+        p = subprocess.run([exe, s.base + "/x"], capture_output=True, text=True, timeout=20)
+        elapsed = time.monotonic() - t0
+        assert p.returncode == 0 and p.stdout == "200 2 ok\n", (p.returncode, p.stdout, p.stderr)
+        assert 0.4 <= elapsed < 5, "idle timeout 0.5 s: the loop ran %.2f s" % elapsed
+        wait_until(lambda: any(r["action"] == "client_goaway" for r in s.requests()), 5,
+                   "the client's GOAWAY")

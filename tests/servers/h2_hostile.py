@@ -16,7 +16,8 @@ MODE:
                 connection error, RFC 9113 §6.1), then ignore everything
   bigheader:N   answer with N header fields of 4000 bytes each (HEADERS plus
                 CONTINUATION frames of 16384 bytes)
-  stall         never answer (a client's RST_STREAM is logged as "client_reset")
+  stall         never answer
+A client's RST_STREAM is logged as "client_reset", its GOAWAY as "client_goaway".
 A request with a body is answered after its END_STREAM; its body's size is
 logged as {"stream": ID, "action": "body", "bytes": N}.
 Request headers are not decoded (HPACK with Huffman): streams are told
@@ -140,6 +141,9 @@ class Handler(socketserver.BaseRequestHandler):
                 continue
             if ftype == RST_STREAM:
                 self.log(stream, "client_reset")
+                continue
+            if ftype == GOAWAY:
+                self.log(0, "client_goaway")
                 continue
             if ftype == DATA and stream in bodies:
                 bodies[stream] += len(payload)  # no padding from our client
