@@ -33,6 +33,7 @@ const char *vl_strerror(int err)
         [VL_ECANCELED - VL_EBASE] = "canceled",
         [VL_EUSAGE - VL_EBASE] = "invalid argument",
         [VL_ELIMIT - VL_EBASE] = "out of file descriptors",
+        [VL_EPROXY - VL_EBASE] = "proxy failure",
     };
     int e = -err;
     if (err == 0)
@@ -164,6 +165,9 @@ int vl_client_new(vl_loop *loop, const vl_client_opts *opts, vl_client **out, ch
     if (rc == 0 && !(c->rbuf = malloc(CLIENT_RBUF_BYTES)))
         rc = -ENOMEM;
     if (rc == 0)
+        rc = proxy_config_init(&c->proxies, opts, err, errlen);
+    c->opts.proxy = c->opts.http_proxy = c->opts.https_proxy = c->opts.noproxy = NULL;
+    if (rc == 0)
         /* Busy connections are bounded by the fetches in flight; as many
          * again may wait idle for reuse.  Evicting an idle connection of
          * one host to open one to another, at a fixed total, made 2,000
@@ -213,6 +217,7 @@ void vl_client_free(vl_client *c)
     dns_free(c->dns);
     if (c->tls)
         tls_ctx_free(c->tls);
+    proxy_config_free(&c->proxies); /* after the pool: a conn's tunnel points into it */
     for (size_t i = 0; c->resolve && i < c->opts.nresolve; i++)
         free(c->resolve[i]);
     free(c->resolve);

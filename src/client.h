@@ -5,6 +5,7 @@
 #include "dns.h"
 #include "loop.h"
 #include "pool.h"
+#include "proxy.h"
 #include "scheduler.h"
 #include "tls.h"
 #include "util.h"
@@ -27,6 +28,7 @@ struct vl_client {
     uint64_t next_fetch_id;
     uint64_t t0_us;                /* for trace timestamps */
     char *rbuf;                    /* one read buffer for every connection */
+    struct proxy_config proxies;   /* parsed once; opts' proxy strings are not kept */
 };
 
 void client_trace(vl_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

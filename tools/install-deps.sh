@@ -11,6 +11,9 @@ BUILD_PKGS="make gcc libc6-dev pkg-config libmbedtls-dev node-llhttp libc-ares-d
 TEST_PKGS="nginx libcmocka-dev openssl python3 valgrind libuv1-dev libglib2.0-dev
     apache2 lighttpd lighttpd-mod-deflate h2o nodejs"
 # apache2, lighttpd (+ its mod_deflate), h2o and nodejs: the interop tests' servers.
+TEST_PKGS="$TEST_PKGS squid tinyproxy dante-server microsocks apache2-utils"
+# squid, tinyproxy, dante-server (danted), microsocks: the proxies of
+# tests/integration/test_proxy.py; apache2-utils: htpasswd for squid's basic auth.
 FUZZ_PKGS="clang-14 libclang-rt-14-dev"
 # clang-14 and its runtimes (libFuzzer, ASan, UBSan): make fuzz.
 pkgs="$BUILD_PKGS"
