@@ -238,15 +238,18 @@ typedef struct vl_client_opts {
     double per_host_rate_per_s; /* request starts per second to one host (0: no limit) */
     double per_host_delay_s;    /* least time between request starts to one host (0) */
     /* Proxies, as curl's -x and environment: "[SCHEME://][USER:PASSWORD@]HOST[:PORT]",
-     * SCHEME http (the default; port 1080 by default), socks4, socks4a, socks5
+     * SCHEME http (the default; port 1080 by default), https, socks4, socks4a, socks5
      * (names resolved here) or socks5h (names resolved by the proxy).  USER and
-     * PASSWORD are percent-decoded; they go to the proxy only. */
+     * PASSWORD are percent-decoded; they go to the proxy only.  https (TLS to
+     * the proxy, default port 443, verified like a server) as well. */
     const char *proxy;          /* every URL (-x); "" = none, not even the two below */
     const char *http_proxy;     /* http:// URLs when proxy is NULL (the env's http_proxy) */
     const char *https_proxy;    /* https:// URLs when proxy is NULL (HTTPS_PROXY) */
     const char *noproxy;        /* hosts reached directly, as curl's --noproxy: "a.test,
                                    .b.test, 10.0.0.0/8, ::1" (a name and its subdomains,
                                    IP literals, CIDR ranges) or "*" (every host) */
+    const char *proxy_cacert;   /* CA file for https:// proxies (NULL: environment, system) */
+    int proxy_insecure;         /* do not verify an https:// proxy (0) */
 } vl_client_opts;
 
 /* What a client is doing right now. */

@@ -81,10 +81,23 @@ struct tls_ctx *client_tls(vl_client *c)
     return c->tls;
 }
 
+struct tls_ctx *client_proxy_tls(vl_client *c)
+{
+    if (!c->proxy_tls && !c->proxy_tls_failed) {
+        vl_client_opts o = c->opts;
+        o.cacert = c->proxy_cacert;
+        o.insecure = c->opts.proxy_insecure;
+        if (tls_ctx_new(&o, &c->proxy_tls, c->tls_err, sizeof(c->tls_err)) < 0)
+            c->proxy_tls_failed = 1;
+    }
+    return c->proxy_tls;
+}
+
 static int copy_opts(vl_client *c, const vl_client_opts *o)
 {
     c->opts = *o;
     if ((o->cacert && !(c->cacert = vl_strdup(o->cacert))) ||
+        (o->proxy_cacert && !(c->proxy_cacert = vl_strdup(o->proxy_cacert))) ||
         (o->dns_servers && !(c->dns_servers = vl_strdup(o->dns_servers))))
         return -ENOMEM;
     char ua[64];
@@ -218,6 +231,9 @@ void vl_client_free(vl_client *c)
     if (c->tls)
         tls_ctx_free(c->tls);
     proxy_config_free(&c->proxies); /* after the pool: a conn's tunnel points into it */
+    if (c->proxy_tls)
+        tls_ctx_free(c->proxy_tls);
+    free(c->proxy_cacert);
     for (size_t i = 0; c->resolve && i < c->opts.nresolve; i++)
         free(c->resolve[i]);
     free(c->resolve);

@@ -1056,10 +1056,12 @@ static void on_connected(void *data, int fd, int err, const char *msg, const cha
         finish(f, -VL_EIO, "loop: cannot watch fd %d", fd);
         return;
     }
-    if (f->proxy && proxy_tunnels(f->proxy, &f->url)) {
+    if (f->proxy && proxy_has_stage(f->proxy, &f->url)) {
         struct tunnel_target tt = {f->url.host, f->url.port,
                                    f->target_resolved ? &f->target_addr : NULL,
-                                   cl->opts.user_agent, cl->opts.max_header_bytes};
+                                   cl->opts.user_agent, cl->opts.max_header_bytes,
+                                   f->proxy->kind == PROXY_HTTPS ? client_proxy_tls(cl) : NULL,
+                                   !proxy_tunnels(f->proxy, &f->url)};
         int rc = tunnel_attach(c, f->proxy, &tt);
         if (rc < 0) {
             finish(f, rc, "%s", c->err);

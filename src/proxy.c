@@ -13,6 +13,7 @@
 #include "util.h"
 
 #define PROXY_DEFAULT_PORT 1080 /* curl's default for every proxy scheme but https */
+#define PROXY_HTTPS_PORT 443
 
 void proxy_free(struct proxy *p)
 {
@@ -58,8 +59,8 @@ static const struct {
     const char *scheme;
     enum proxy_kind kind;
 } schemes[] = {
-    {"http", PROXY_HTTP},     {"socks4", PROXY_SOCKS4}, {"socks4a", PROXY_SOCKS4A},
-    {"socks5", PROXY_SOCKS5}, {"socks5h", PROXY_SOCKS5H},
+    {"http", PROXY_HTTP},       {"https", PROXY_HTTPS},   {"socks4", PROXY_SOCKS4},
+    {"socks4a", PROXY_SOCKS4A}, {"socks5", PROXY_SOCKS5}, {"socks5h", PROXY_SOCKS5H},
 };
 
 static int parse_scheme(const char **s, struct proxy *p, char *err, size_t errlen)
@@ -76,10 +77,7 @@ static int parse_scheme(const char **s, struct proxy *p, char *err, size_t errle
             return 0;
         }
     }
-    if (vl_strcaseeq_n(*s, n, "https"))
-        vl_fmt(err, errlen, "proxy: https:// proxies (TLS to the proxy) are not supported");
-    else
-        vl_fmt(err, errlen, "proxy: unsupported scheme '%.*s'", (int)(n < 32 ? n : 32), *s);
+    vl_fmt(err, errlen, "proxy: unsupported scheme '%.*s'", (int)(n < 32 ? n : 32), *s);
     return -VL_EUSAGE;
 }
 
@@ -91,7 +89,7 @@ static int parse_userinfo(const char *s, size_t n, struct proxy *p)
         return -ENOMEM;
     if (!(p->pass = colon ? pct_decode(colon + 1, n - ulen - 1) : vl_strdup("")))
         return -ENOMEM;
-    if (p->kind != PROXY_HTTP)
+    if (!proxy_is_http(p))
         return 0;
     /* RFC 7617: Basic with base64("user:password") */
     size_t plain_len = strlen(p->user) + 1 + strlen(p->pass), b64_len = 0;
@@ -136,7 +134,7 @@ static int parse_hostport(const char *s, size_t n, struct proxy *p, char *err, s
     for (size_t i = 0; i < hlen; i++)
         if (!isalnum((unsigned char)host[i]) && !strchr(".-_:", host[i]))
             goto bad;
-    p->port = PROXY_DEFAULT_PORT;
+    p->port = p->kind == PROXY_HTTPS ? PROXY_HTTPS_PORT : PROXY_DEFAULT_PORT;
     if (port) {
         long v = 0;
         const char *end = s + n;
@@ -327,9 +325,19 @@ int proxy_noproxy_match(const char *list, const char *host)
 
 /* ------------------------------------------------------------------ routes */
 
+int proxy_is_http(const struct proxy *p)
+{
+    return p->kind == PROXY_HTTP || p->kind == PROXY_HTTPS;
+}
+
 int proxy_tunnels(const struct proxy *p, const struct url *u)
 {
-    return p->kind != PROXY_HTTP || u->https;
+    return !proxy_is_http(p) || u->https;
+}
+
+int proxy_has_stage(const struct proxy *p, const struct url *u)
+{
+    return p->kind == PROXY_HTTPS || proxy_tunnels(p, u);
 }
 
 int proxy_resolves_locally(const struct proxy *p)

@@ -13,6 +13,7 @@
 
 enum proxy_kind {
     PROXY_HTTP,     /* http://: absolute-form for http URLs, CONNECT for https */
+    PROXY_HTTPS,    /* https://: the same, over TLS to the proxy */
     PROXY_SOCKS4,   /* socks4://: IPv4 resolved here */
     PROXY_SOCKS4A,  /* socks4a://: names resolved by the proxy */
     PROXY_SOCKS5,   /* socks5://: names resolved here */
@@ -25,7 +26,7 @@ struct proxy {
     char *host;         /* IPv6 without brackets */
     int port;
     char *user, *pass;  /* percent-decoded, or NULL */
-    char *auth;         /* "Basic ..." for Proxy-Authorization (http, with a user), or NULL */
+    char *auth;         /* "Basic ..." for Proxy-Authorization (http(s), with a user), or NULL */
     char *name;         /* "http://127.0.0.1:3128": messages, traces, pool keys; never credentials */
 };
 
@@ -56,9 +57,13 @@ const struct proxy *proxy_for(const struct proxy_config *pc, const struct url *u
  * "10.0.0.0/8", "fd00::/8". */
 int proxy_noproxy_match(const char *list, const char *host);
 
-/* Does reaching u through p need a tunnel stage (SOCKS, or CONNECT for
- * https)?  Else p forwards the request itself (absolute-form). */
+/* An HTTP proxy (http:// or https://): forwards http URLs, CONNECT for https. */
+int proxy_is_http(const struct proxy *p);
+/* Does reaching u through p need a tunnel (SOCKS, or CONNECT for https)?
+ * Else p forwards the request itself (absolute-form). */
 int proxy_tunnels(const struct proxy *p, const struct url *u);
+/* Does the connection to p need the proxy stage (a tunnel, or TLS to p)? */
+int proxy_has_stage(const struct proxy *p, const struct url *u);
 /* Must the target's name be resolved here (socks4, socks5)? */
 int proxy_resolves_locally(const struct proxy *p);
 /* The pool key of u's route through p, malloc'ed: requests forwarded by an

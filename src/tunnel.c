@@ -37,7 +37,14 @@ static void tunnel_free(struct conn *c)
     c->tunnel = NULL;
 }
 
-static void tunnel_close(struct conn *c) { tunnel_free(c); }
+/* The stage and whatever it talks through (TLS to the proxy). */
+static void tunnel_close(struct conn *c)
+{
+    const struct conn_ops *lower = c->tunnel ? ((struct tunnel *)c->tunnel)->lower : &tcp_ops;
+    tunnel_free(c);
+    c->ops = lower;
+    lower->close(c);
+}
 
 /* A socket error inside the tunnel names the hop. */
 static int hop_error(struct conn *c, ssize_t rc)
@@ -55,7 +62,7 @@ static int send_out(struct conn *c, struct tunnel *t)
 {
     while (t->out_off < t->out_len) {
         struct iovec iov = {t->out + t->out_off, t->out_len - t->out_off};
-        ssize_t n = tcp_ops.writev(c, &iov, 1);
+        ssize_t n = t->lower->writev(c, &iov, 1);
         if (n < 0)
             return hop_error(c, n);
         t->out_off += (size_t)n;
@@ -125,7 +132,7 @@ static int connect_read(struct conn *c, struct tunnel *t)
 {
     char buf[4096];
     for (;;) {
-        ssize_t n = tcp_ops.read(c, buf, sizeof(buf));
+        ssize_t n = t->lower->read(c, buf, sizeof(buf));
         if (n < 0)
             return hop_error(c, n);
         if (n == 0) {
@@ -151,17 +158,33 @@ static int connect_read(struct conn *c, struct tunnel *t)
 
 /* ----------------------------------------------------------------- driver */
 
+static int tunnel_done(struct conn *c, struct tunnel *t)
+{
+    const struct conn_ops *lower = t->lower;
+    tunnel_free(c);
+    c->ops = lower;
+    return 0;
+}
+
 static int tunnel_handshake(struct conn *c)
 {
     struct tunnel *t = c->tunnel;
+    if (t->phase == TUNNEL_PROXY_TLS) {
+        int rc = t->lower->handshake(c);
+        if (rc < 0)
+            return hop_error(c, rc);
+        if (t->forward_only)
+            return tunnel_done(c, t);
+        t->phase = TUNNEL_TALK;
+    }
     for (;;) {
         int rc = send_out(c, t);
         if (rc < 0)
             return rc;
-        if (t->proxy->kind == PROXY_HTTP) {
+        if (proxy_is_http(t->proxy)) {
             rc = connect_read(c, t);
         } else if (t->in_len < t->in_need) {
-            ssize_t n = tcp_ops.read(c, t->in + t->in_len, t->in_need - t->in_len);
+            ssize_t n = t->lower->read(c, t->in + t->in_len, t->in_need - t->in_len);
             if (n < 0)
                 return hop_error(c, n);
             if (n == 0) {
@@ -177,11 +200,8 @@ static int tunnel_handshake(struct conn *c)
         if (rc < 0)
             return rc;
         if (rc == 1)
-            break;
+            return tunnel_done(c, t);
     }
-    tunnel_free(c);
-    c->ops = &tcp_ops;
-    return 0;
 }
 
 static const struct conn_ops tunnel_ops = {"tunnel", tunnel_read, tunnel_writev,
@@ -205,14 +225,32 @@ int tunnel_attach(struct conn *c, const struct proxy *p, const struct tunnel_tar
         t->addr = *tt->addr;
         t->has_addr = 1;
     }
+    t->phase = TUNNEL_TALK;
+    t->forward_only = tt->forward_only;
+    int rc = 0;
+    if (p->kind == PROXY_HTTPS) {
+        /* verified like any server, by the proxy's own name */
+        rc = tt->proxy_tls ? tls_attach(tt->proxy_tls, c, p->host, p->name) : -VL_ETLS;
+        if (rc < 0) {
+            char why[sizeof(c->err)];
+            vl_fmt(why, sizeof(why), "%s", tt->proxy_tls ? c->err : "tls: no context");
+            vl_fmt(c->err, sizeof(c->err), "proxy: %s", why);
+            free(t);
+            return rc == -ENOMEM ? rc : -VL_EPROXY;
+        }
+        t->phase = TUNNEL_PROXY_TLS;
+    }
+    t->lower = c->ops;
     c->tunnel = t;
     c->ops = &tunnel_ops;
-    int rc = p->kind == PROXY_HTTP ? connect_begin(c, t, tt) : socks_begin(c, t);
+    if (!t->forward_only)
+        rc = proxy_is_http(p) ? connect_begin(c, t, tt) : socks_begin(c, t);
     if (rc < 0) {
-        /* resp is only initialised by connect_begin's success */
-        free(t);
+        /* resp is only initialised by connect_begin's success; a TLS to
+         * the proxy stays on c, closed with it */
+        c->ops = t->lower;
         c->tunnel = NULL;
-        c->ops = &tcp_ops;
+        free(t);
     }
     return rc;
 }

@@ -1,9 +1,10 @@
 /* tunnel.h: the proxy stage of the connection stack, between TCP and TLS
- * (TCP -> [tunnel: HTTP CONNECT | SOCKS4/4a/5/5h] -> [TLS] -> HTTP).  It
- * is a conn_ops whose handshake speaks the proxy's protocol, driven by
- * readiness like TLS's; once the target is reached the stage removes
- * itself (c->ops is tcp_ops again) and TLS or HTTP go on over the same
- * socket.  Knows nothing of fetches, pools or TLS. */
+ * (TCP -> [TLS to an https proxy] -> [tunnel: HTTP CONNECT | SOCKS4/4a/5/5h]
+ * -> [TLS] -> HTTP).  It is a conn_ops whose handshake speaks the proxy's
+ * protocol, driven by readiness like TLS's; once the target is reached the
+ * stage removes itself (c->ops is tcp_ops again, or the proxy's TLS, which
+ * the target's TLS then runs inside) and TLS or HTTP go on over the same
+ * socket.  Knows nothing of fetches or pools. */
 #ifndef VL_TUNNEL_H
 #define VL_TUNNEL_H
 
@@ -12,6 +13,7 @@
 #include "conn.h"
 #include "http.h"
 #include "proxy.h"
+#include "tls.h"
 
 /* Where the tunnel leads. */
 struct tunnel_target {
@@ -20,6 +22,8 @@ struct tunnel_target {
     const union vl_sockaddr *addr;  /* resolved here (socks4, socks5), else NULL */
     const char *user_agent;         /* for CONNECT */
     size_t max_header_bytes;        /* the CONNECT response's head bound */
+    struct tls_ctx *proxy_tls;      /* https proxy: how to verify it */
+    int forward_only;               /* https proxy, http URL: only TLS to the proxy */
 };
 
 /* Put the tunnel stage on c, connected to p.  The handshake op then runs
@@ -32,8 +36,16 @@ int tunnel_attach(struct conn *c, const struct proxy *p, const struct tunnel_tar
 /* ----------------------------------------- shared by tunnel.c and socks.c */
 #define TUNNEL_MSG_BYTES 600 /* the largest SOCKS message: 3 + 2 * (1 + 255) */
 
+enum tunnel_phase {
+    TUNNEL_PROXY_TLS,               /* the TLS handshake with an https proxy */
+    TUNNEL_TALK,                    /* CONNECT or SOCKS */
+};
+
 struct tunnel {
     const struct proxy *proxy;      /* the client's, outlives every conn */
+    const struct conn_ops *lower;   /* what the stage talks through: tcp, or TLS to the proxy */
+    enum tunnel_phase phase;
+    int forward_only;               /* done after TUNNEL_PROXY_TLS */
     int step;                       /* the protocol's own steps (socks.c) */
     unsigned char out[TUNNEL_MSG_BYTES]; /* the message being sent */
     size_t out_len, out_off;

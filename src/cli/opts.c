@@ -38,10 +38,12 @@ static const char usage_text[] =
     "      --resolve HOST:PORT:ADDR  use ADDR for HOST:PORT (repeatable)\n"
     "      --dns-servers ADDR[:PORT],...  DNS servers to ask instead of the system's\n"
     "  -x, --proxy [SCHEME://][USER:PASSWORD@]HOST[:PORT]  proxy for every URL: http://\n"
-    "                            (default, port 1080), socks4, socks4a, socks5, socks5h;\n"
+    "                            (default, port 1080), https, socks4, socks4a, socks5, socks5h;\n"
     "                            '' = none (default: http_proxy, https_proxy, all_proxy)\n"
     "      --noproxy LIST        hosts to reach directly: names (and their subdomains),\n"
     "                            IPs, CIDR ranges, or '*' (default: no_proxy, NO_PROXY)\n"
+    "      --proxy-cacert FILE   CA certificates to verify an https:// proxy with\n"
+    "      --proxy-insecure      do not verify an https:// proxy's certificate\n"
     "      --retry N             retry transient failures N times (default 0)\n"
     "      --retry-delay SECS    fixed delay between retries (default: exponential backoff)\n"
     "      --retry-max-time SECS  bound all attempts together (default 0 = none)\n"
@@ -70,7 +72,7 @@ enum {
     O_RETRY_MAX_TIME, O_JSON, O_FAIL, O_VERSION, O_DATA_BINARY, O_MAX_FILESIZE, O_READ_AHEAD,
     O_RATE, O_PER_HOST_RATE, O_PER_HOST_DELAY, O_NO_PROGRESS, O_INPUT_FORMAT, O_RECORDS,
     O_RESUME, O_GRACE, O_PROGRESS_EVERY,
-    O_NOPROXY,
+    O_NOPROXY, O_PROXY_CACERT, O_PROXY_INSECURE,
 };
 
 static const struct option long_opts[] = {
@@ -99,6 +101,8 @@ static const struct option long_opts[] = {
     {"dns-servers", required_argument, 0, O_DNS_SERVERS},
     {"proxy", required_argument, 0, 'x'},
     {"noproxy", required_argument, 0, O_NOPROXY},
+    {"proxy-cacert", required_argument, 0, O_PROXY_CACERT},
+    {"proxy-insecure", no_argument, 0, O_PROXY_INSECURE},
     {"retry", required_argument, 0, O_RETRY},
     {"retry-delay", required_argument, 0, O_RETRY_DELAY},
     {"retry-max-time", required_argument, 0, O_RETRY_MAX_TIME},
@@ -289,6 +293,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
         case O_DNS_SERVERS: c->dns_servers = optarg; break;
         case 'x': c->proxy = optarg; break;
         case O_NOPROXY: c->noproxy = optarg; break;
+        case O_PROXY_CACERT: c->proxy_cacert = optarg; break;
+        case O_PROXY_INSECURE: c->proxy_insecure = 1; break;
         case O_RETRY: INT_OPT(c->retry, 0, 1000, "--retry"); break;
         case O_RETRY_DELAY: SECS_OPT(c->retry_delay_s, 1, "--retry-delay"); break;
         case O_RETRY_MAX_TIME: SECS_OPT(c->retry_max_time_s, 1, "--retry-max-time"); break;

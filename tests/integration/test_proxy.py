@@ -95,15 +95,18 @@ class Squid(_Proc):
     logs = ("cache.log", "stderr.log")
     LOG_RE = re.compile(r"^(\S+) (\S+) (\S+) (\d+)$")
 
-    def __init__(self, tmp, auth=None, deny_port=None):
+    def __init__(self, tmp, auth=None, deny_port=None, tls=None):
         self.tmp = tmp
         self.dir = _fresh_dir(tmp, "squid")
-        self.auth, self.deny_port = auth, deny_port
+        self.auth, self.deny_port, self.tls = auth, deny_port, tls
         self.proc = None
 
     def _config(self):
         d = self.dir
-        lines = ["http_port 127.0.0.1:%d" % self.port,
+        port = "http_port 127.0.0.1:%d" % self.port
+        if self.tls:  # https_port: TLS to the proxy itself (Debian's squid: GnuTLS)
+            port = "https_port 127.0.0.1:%d tls-cert=%s tls-key=%s" % ((self.port,) + self.tls)
+        lines = [port,
                  "pid_filename %s/squid.pid" % d,
                  "cache deny all", "cache_mem 4 MB", "cache_store_log none",
                  "logformat volley %>a:%>p %rm %ru %>Hs",
@@ -130,6 +133,9 @@ class Squid(_Proc):
 
     def start(self):
         chmod_for_proxy_user(self.tmp, self.dir)
+        for path in self.tls or ():  # the throwaway key, readable by squid's user
+            os.chmod(os.path.dirname(path), 0o755)
+            os.chmod(path, 0o644)
         self.port = free_port()
         conf = os.path.join(self.dir, "squid.conf")
         with open(conf, "w") as f:
@@ -559,12 +565,56 @@ def test_proxy_credentials_never_show_in_verbose_output_or_records(tmp):
         assert "proxy: http://%s for https://localhost:%d" % (sq.base, tng.port) in res.stderr
 
 
+@timeout(60)
+def test_https_proxy_forwards_and_tunnels_with_tls_inside_tls(tmp):
+    certs = certs_in(tmp)
+    with Nginx(tmp, big_files=False) as ng, tls_nginx(tmp, certs) as tng, \
+            Squid(tmp, tls=(certs["good"], certs.key), auth=("alice", "pw")) as sq:
+        urls = [ng.url("/1k.bin?a"), ng.url("/1k.bin?b"),
+                "https://localhost:%d/1k.bin?a" % tng.port, "https://localhost:%d/1k.bin?b" % tng.port]
+        res = volley(["-c", "1", "--cacert", certs.ca, "--proxy-cacert", certs.ca,
+                      "-x", "https://alice:pw@localhost:%d" % sq.port] + urls)
+        recs = records(res, 4)
+        for r in recs:
+            assert r["ok"] and r["status"] == 200 and r["bytes"] == 1024, res.describe()
+        # TLS to the proxy is part of the proxy phase, for forwarded requests too
+        assert recs[0]["timings"]["proxy_ms"] is not None, recs[0]
+        assert tng.connections(tng.wait_log(2)) == 1, tng.access_log()
+        log = sq.access_log(3)
+        methods = sorted(m for _, m, _, _ in log)
+        assert methods == ["CONNECT", "GET", "GET"], log
+        assert len({c for c, m, _, _ in log if m == "GET"}) == 1, "forwarded requests share " \
+            "one TLS connection to the proxy: %r" % log
+
+
+@timeout(60)
+def test_https_proxy_is_verified_like_a_server_with_its_own_ca_options(tmp):
+    certs = certs_in(tmp)
+    with Nginx(tmp, big_files=False) as ng:
+        with Squid(tmp, tls=(certs["good"], certs.key)) as sq:
+            proxy = "https://localhost:%d" % sq.port
+            # --cacert is for the servers; the proxy is checked with --proxy-cacert
+            for extra in ([], ["--cacert", certs.ca]):
+                res = volley(extra + ["-x", proxy, ng.url("/1k.bin")])
+                rec = records(res, 1)[0]
+                assert rec["error"] == "proxy: tls: certificate not trusted (unknown CA)", rec
+            rec = records(volley(["--proxy-insecure", "-x", proxy, ng.url("/1k.bin")]), 1)[0]
+            assert rec["ok"] and rec["status"] == 200, rec
+    with Nginx(tmp, big_files=False) as ng, Squid(tmp, tls=(certs["wronghost"], certs.key)) as sq:
+        res = volley(["--proxy-cacert", certs.ca, "-x", "https://localhost:%d" % sq.port,
+                      ng.url("/1k.bin")])
+        rec = records(res, 1)[0]
+        assert rec["error"] == "proxy: tls: hostname mismatch (cert for wrong.test, wanted " \
+            "localhost)", rec
+        assert ng.access_log() == [], "nothing may go through an unverified proxy"
+
+
 @timeout(20)
 def test_bad_proxy_urls_are_usage_errors(tmp):
     for proxy, want in (("ftp://p.test", "proxy: unsupported scheme 'ftp'"),
                         ("http://p.test:99999", "proxy: bad host or port"),
                         ("http://:8080", "proxy: bad host or port"),
-                        ("https://p.test", "proxy: https:// proxies")):
+                        ("gopher://p.test", "proxy: unsupported scheme 'gopher'")):
         res = volley(["-x", proxy, "http://127.0.0.1:1/"])
         assert res.rc == 2 and want in res.stderr, res.describe()
 

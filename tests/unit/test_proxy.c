@@ -51,14 +51,20 @@ static void proxy_urls_parse_with_curls_defaults(void **state)
     static const struct {
         const char *s;
         enum proxy_kind kind;
-    } kinds[] = {{"socks4://h", PROXY_SOCKS4}, {"socks4a://h", PROXY_SOCKS4A},
-                 {"socks5://h", PROXY_SOCKS5}, {"socks5h://h", PROXY_SOCKS5H}};
+        int port;
+    } kinds[] = {{"socks4://h", PROXY_SOCKS4, 1080}, {"socks4a://h", PROXY_SOCKS4A, 1080},
+                 {"socks5://h", PROXY_SOCKS5, 1080}, {"socks5h://h", PROXY_SOCKS5H, 1080},
+                 {"https://h", PROXY_HTTPS, 443}, {"http://h", PROXY_HTTP, 1080}};
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         p = parse_ok(kinds[i].s);
         assert_int_equal(p->kind, kinds[i].kind);
-        assert_int_equal(p->port, 1080);
+        assert_int_equal(p->port, kinds[i].port);
         proxy_free(p);
     }
+    p = parse_ok("https://u:p@h:8443");
+    assert_string_equal(p->auth, "Basic dTpw"); /* Basic over TLS too */
+    assert_string_equal(p->name, "https://h:8443");
+    proxy_free(p);
 }
 
 static void proxy_credentials_are_percent_decoded_and_kept_out_of_the_name(void **state)
@@ -97,7 +103,6 @@ static void bad_proxy_urls_are_refused_with_a_reason(void **state)
         const char *s, *want;
     } bad[] = {
         {"ftp://h", "proxy: unsupported scheme 'ftp'"},
-        {"https://h", "proxy: https:// proxies (TLS to the proxy) are not supported"},
         {"http://h:0", "proxy: bad host or port 'h:0'"},
         {"http://h:65536", "proxy: bad host or port 'h:65536'"},
         {"http://h:", "proxy: bad host or port 'h:'"},
