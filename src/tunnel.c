@@ -1,4 +1,5 @@
-/* tunnel.c: the proxy stage as a conn_ops ("tunnel"): sends the proxy's
+/* tunnel.c: the proxy stage as a conn_ops ("tunnel"): TLS to an https
+ * proxy first (tls.c, verified by the proxy's name), then sends the proxy's
  * messages and reads its replies without blocking, then steps aside.  HTTP
  * CONNECT is here (RFC 9110 §9.3.6; the response is read with http.c's
  * parser, as a head without body); SOCKS in socks.c.  Modelled on curl's
