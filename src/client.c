@@ -87,7 +87,7 @@ struct tls_ctx *client_proxy_tls(vl_client *c)
         vl_client_opts o = c->opts;
         o.cacert = c->proxy_cacert;
         o.insecure = c->opts.proxy_insecure;
-        if (tls_ctx_new(&o, &c->proxy_tls, c->tls_err, sizeof(c->tls_err)) < 0)
+        if (tls_ctx_new(&o, &c->proxy_tls, c->proxy_tls_err, sizeof(c->proxy_tls_err)) < 0)
             c->proxy_tls_failed = 1;
     }
     return c->proxy_tls;

@@ -29,7 +29,7 @@ enum fstate {
     F_QUEUED,
     F_RESOLVING,
     F_CONNECTING,
-    F_TUNNEL,            /* the proxy stage (tunnel.c): CONNECT or SOCKS */
+    F_TUNNEL,            /* the proxy stage (tunnel.c): TLS to the proxy, CONNECT, SOCKS */
     F_TLS_HANDSHAKE,
     F_SENDING,
     F_AWAIT_HEADERS,
@@ -993,9 +993,10 @@ static void do_handshake(vl_fetch *f)
         return;
     if (f->state == F_TUNNEL) {
         f->t_proxy = now_us(f);
-        client_trace(f->cl, "fetch#%llu proxy: tunnel to %s:%d through %s in %.1f ms",
-                     (unsigned long long)f->id, f->url.host, f->url.port, f->proxy->name,
-                     ms_between(f->t_conn, f->t_proxy));
+        client_trace(f->cl, "fetch#%llu proxy: %s %s:%d through %s in %.1f ms",
+                     (unsigned long long)f->id,
+                     proxy_tunnels(f->proxy, &f->url) ? "tunnel to" : "TLS to forward to",
+                     f->url.host, f->url.port, f->proxy->name, ms_between(f->t_conn, f->t_proxy));
         start_tls(f);
         return;
     }
@@ -1060,8 +1061,8 @@ static void on_connected(void *data, int fd, int err, const char *msg, const cha
         struct tunnel_target tt = {f->url.host, f->url.port,
                                    f->target_resolved ? &f->target_addr : NULL,
                                    cl->opts.user_agent, cl->opts.max_header_bytes,
-                                   f->proxy->kind == PROXY_HTTPS ? client_proxy_tls(cl) : NULL,
-                                   !proxy_tunnels(f->proxy, &f->url)};
+                                   proxy_uses_tls(f->proxy) ? client_proxy_tls(cl) : NULL,
+                                   cl->proxy_tls_err, !proxy_tunnels(f->proxy, &f->url)};
         int rc = tunnel_attach(c, f->proxy, &tt);
         if (rc < 0) {
             finish(f, rc, "%s", c->err);

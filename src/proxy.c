@@ -335,9 +335,11 @@ int proxy_tunnels(const struct proxy *p, const struct url *u)
     return !proxy_is_http(p) || u->https;
 }
 
+int proxy_uses_tls(const struct proxy *p) { return p->kind == PROXY_HTTPS; }
+
 int proxy_has_stage(const struct proxy *p, const struct url *u)
 {
-    return p->kind == PROXY_HTTPS || proxy_tunnels(p, u);
+    return proxy_uses_tls(p) || proxy_tunnels(p, u);
 }
 
 int proxy_resolves_locally(const struct proxy *p)

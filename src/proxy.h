@@ -27,7 +27,7 @@ struct proxy {
     int port;
     char *user, *pass;  /* percent-decoded, or NULL */
     char *auth;         /* "Basic ..." for Proxy-Authorization (http(s), with a user), or NULL */
-    char *name;         /* "http://127.0.0.1:3128": messages, traces, pool keys; never credentials */
+    char *name;         /* "http://127.0.0.1:3128": messages, traces, pool keys; no credentials */
 };
 
 /* The client's proxy settings: at most one proxy per URL scheme. */
@@ -62,6 +62,8 @@ int proxy_is_http(const struct proxy *p);
 /* Does reaching u through p need a tunnel (SOCKS, or CONNECT for https)?
  * Else p forwards the request itself (absolute-form). */
 int proxy_tunnels(const struct proxy *p, const struct url *u);
+/* Is p spoken to over TLS (https://)? */
+int proxy_uses_tls(const struct proxy *p);
 /* Does the connection to p need the proxy stage (a tunnel, or TLS to p)? */
 int proxy_has_stage(const struct proxy *p, const struct url *u);
 /* Must the target's name be resolved here (socks4, socks5)? */

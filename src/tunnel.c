@@ -229,12 +229,13 @@ int tunnel_attach(struct conn *c, const struct proxy *p, const struct tunnel_tar
     t->phase = TUNNEL_TALK;
     t->forward_only = tt->forward_only;
     int rc = 0;
-    if (p->kind == PROXY_HTTPS) {
+    if (proxy_uses_tls(p)) {
         /* verified like any server, by the proxy's own name */
         rc = tt->proxy_tls ? tls_attach(tt->proxy_tls, c, p->host, p->name) : -VL_ETLS;
         if (rc < 0) {
             char why[sizeof(c->err)];
-            vl_fmt(why, sizeof(why), "%s", tt->proxy_tls ? c->err : "tls: no context");
+            vl_fmt(why, sizeof(why), "%s",
+                   tt->proxy_tls ? c->err : tt->proxy_tls_err ? tt->proxy_tls_err : "tls: no context");
             vl_fmt(c->err, sizeof(c->err), "proxy: %s", why);
             free(t);
             return rc == -ENOMEM ? rc : -VL_EPROXY;

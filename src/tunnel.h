@@ -23,6 +23,7 @@ struct tunnel_target {
     const char *user_agent;         /* for CONNECT */
     size_t max_header_bytes;        /* the CONNECT response's head bound */
     struct tls_ctx *proxy_tls;      /* https proxy: how to verify it */
+    const char *proxy_tls_err;      /* why proxy_tls is NULL */
     int forward_only;               /* https proxy, http URL: only TLS to the proxy */
 };
 

@@ -571,7 +571,8 @@ def test_https_proxy_forwards_and_tunnels_with_tls_inside_tls(tmp):
     with Nginx(tmp, big_files=False) as ng, tls_nginx(tmp, certs) as tng, \
             Squid(tmp, tls=(certs["good"], certs.key), auth=("alice", "pw")) as sq:
         urls = [ng.url("/1k.bin?a"), ng.url("/1k.bin?b"),
-                "https://localhost:%d/1k.bin?a" % tng.port, "https://localhost:%d/1k.bin?b" % tng.port]
+                "https://localhost:%d/1k.bin?a" % tng.port,
+                "https://localhost:%d/1k.bin?b" % tng.port]
         res = volley(["-c", "1", "--cacert", certs.ca, "--proxy-cacert", certs.ca,
                       "-x", "https://alice:pw@localhost:%d" % sq.port] + urls)
         recs = records(res, 4)
@@ -600,6 +601,11 @@ def test_https_proxy_is_verified_like_a_server_with_its_own_ca_options(tmp):
                 assert rec["error"] == "proxy: tls: certificate not trusted (unknown CA)", rec
             rec = records(volley(["--proxy-insecure", "-x", proxy, ng.url("/1k.bin")]), 1)[0]
             assert rec["ok"] and rec["status"] == 200, rec
+            # a CA file that cannot be read fails each fetch through the proxy, naming it
+            res = volley(["--proxy-cacert", os.path.join(str(tmp), "nope.pem"), "-x", proxy,
+                          ng.url("/1k.bin")])
+            rec = records(res, 1)[0]
+            assert rec["error"].startswith("proxy: tls: ") and "nope.pem" in rec["error"], rec
     with Nginx(tmp, big_files=False) as ng, Squid(tmp, tls=(certs["wronghost"], certs.key)) as sq:
         res = volley(["--proxy-cacert", certs.ca, "-x", "https://localhost:%d" % sq.port,
                       ng.url("/1k.bin")])
