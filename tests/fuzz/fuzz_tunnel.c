@@ -68,7 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         addr.in4.sin_family = AF_INET;
         inet_pton(AF_INET, "127.0.0.1", &addr.in4.sin_addr);
     }
-    struct tunnel_target tt = {"a.test", 443, &addr, "fuzz", 4096};
+    struct tunnel_target tt = {.host = "a.test", .port = 443, .addr = &addr,
+                               .user_agent = "fuzz", .max_header_bytes = 4096};
     int rc = tunnel_attach(c, p, &tt);
     for (int i = 0; rc == 0 && i < STEPS_MAX; i++) {
         rc = c->ops->handshake(c);
