@@ -5,6 +5,8 @@
  * built in t->out and replies read into t->in exactly as long as they are:
  * nothing after the reply is the proxy's. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tunnel.h"
@@ -17,10 +19,14 @@ enum {
     S4_REPLY,    /* reading the 8-byte SOCKS4 reply */
 };
 
-static int fail(struct conn *c, const char *fmt, const char *arg)
+static int fail(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct conn *c, const char *fmt, ...)
 {
     char msg[200];
-    vl_fmt(msg, sizeof(msg), fmt, arg);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
     vl_fmt(c->err, sizeof(c->err), "proxy: %s", msg);
     return -VL_EPROXY;
 }
@@ -77,14 +83,12 @@ static int socks4_reply(struct conn *c, struct tunnel *t)
     static const char *const why[] = {"request rejected or failed",
                                       "no identd on the client", "identd user mismatch"};
     if (t->in[0] != 0)
-        return fail(c, "socks4: not a SOCKS4 reply%s", "");
+        return fail(c, "socks4: not a SOCKS4 reply");
     if (t->in[1] == 0x5a)
         return 1;
-    char msg[100];
     int code = t->in[1];
-    vl_fmt(msg, sizeof(msg), "%s (reply %d)",
-           code >= 0x5b && code <= 0x5d ? why[code - 0x5b] : "unknown reply", code);
-    return fail(c, "socks4: %s", msg);
+    return fail(c, "socks4: %s (reply %d)",
+                code >= 0x5b && code <= 0x5d ? why[code - 0x5b] : "unknown reply", code);
 }
 
 /* ------------------------------------------------------------------ SOCKS5 */
@@ -128,7 +132,7 @@ static int socks5_auth(struct conn *c, struct tunnel *t)
     const struct proxy *p = t->proxy;
     size_t ul = strlen(p->user), pl = strlen(p->pass), n = 0;
     if (ul > 255 || pl > 255)
-        return fail(c, "socks5: user name or password over 255 bytes%s", "");
+        return fail(c, "socks5: user name or password over 255 bytes");
     t->out[n++] = 1; /* RFC 1929 version */
     t->out[n++] = (unsigned char)ul;
     memcpy(t->out + n, p->user, ul);
@@ -145,17 +149,16 @@ static int socks5_auth(struct conn *c, struct tunnel *t)
 static int socks5_method(struct conn *c, struct tunnel *t)
 {
     if (t->in[0] != 5)
-        return fail(c, "socks5: not a SOCKS5 reply%s", "");
+        return fail(c, "socks5: not a SOCKS5 reply");
     if (t->in[1] == 0)
         return socks5_request(c, t);
     if (t->in[1] == 2 && t->proxy->user)
         return socks5_auth(c, t);
     if (t->in[1] == 0xff)
-        return fail(c, t->proxy->user ? "socks5: no acceptable authentication method%s"
+        return fail(c, t->proxy->user ? "socks5: no acceptable authentication method"
                                       : "socks5: the proxy wants authentication (no user name "
-                                        "given)%s",
-                    "");
-    return fail(c, "socks5: the proxy chose a method not offered%s", "");
+                                        "given)");
+    return fail(c, "socks5: the proxy chose a method not offered");
 }
 
 static int socks5_reply(struct conn *c, struct tunnel *t)
@@ -166,21 +169,18 @@ static int socks5_reply(struct conn *c, struct tunnel *t)
         "command not supported", "address type not supported",
     };
     if (t->in[0] != 5)
-        return fail(c, "socks5: not a SOCKS5 reply%s", "");
+        return fail(c, "socks5: not a SOCKS5 reply");
     int rep = t->in[1];
-    if (rep != 0) {
-        char msg[100];
-        vl_fmt(msg, sizeof(msg), "%s (reply %d)",
-               rep < (int)ARRAY_LEN(why) ? why[rep] : "unknown failure", rep);
-        return fail(c, "socks5: %s", msg);
-    }
+    if (rep != 0)
+        return fail(c, "socks5: %s (reply %d)",
+                    rep < (int)ARRAY_LEN(why) ? why[rep] : "unknown failure", rep);
     /* the bound address: 4 or 16 bytes, or a name of in[4] bytes; then a port */
     size_t rest;
     switch (t->in[3]) {
     case 1: rest = 4 - 1 + 2; break;
     case 3: rest = (size_t)t->in[4] + 2; break;
     case 4: rest = 16 - 1 + 2; break;
-    default: return fail(c, "socks5: bad address type in the reply%s", "");
+    default: return fail(c, "socks5: bad address type in the reply");
     }
     expect(t, rest);
     t->step = S5_REPLY_ADDR;
@@ -213,11 +213,11 @@ int socks_step(struct conn *c, struct tunnel *t)
     case S5_METHOD: return socks5_method(c, t);
     case S5_AUTH:
         if (t->in[1] != 0)
-            return fail(c, "socks5: user name and password rejected%s", "");
+            return fail(c, "socks5: user name and password rejected");
         return socks5_request(c, t);
     case S5_REPLY: return socks5_reply(c, t);
     case S5_REPLY_ADDR: return 1;
     case S4_REPLY: return socks4_reply(c, t);
     }
-    return fail(c, "socks: bad state%s", "");
+    return fail(c, "socks: bad state");
 }
