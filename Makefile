@@ -212,6 +212,8 @@ FUZZ_DIR  := build/fuzz
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := $(WFLAGS) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(CPPFLAGS_ALL)
 FUZZ_NAMES := http_response url retry_after input json decode
+FUZZ_NAMES += tunnel
+FUZZ_MAXLEN_tunnel := 2048
 FUZZ_MAXLEN_http_response := 4096
 FUZZ_MAXLEN_decode := 16384
 FUZZ_MAXLEN_url := 1024

@@ -16,6 +16,9 @@ TEST_PKGS="nginx libcmocka-dev openssl python3 valgrind libuv1-dev libglib2.0-de
 # Only when no npm is on PATH: NodeSource's nodejs bundles its own npm and
 # conflicts with Debian's npm package.
 command -v npm >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS npm"
+TEST_PKGS="$TEST_PKGS squid tinyproxy dante-server microsocks apache2-utils"
+# squid, tinyproxy, dante-server (danted), microsocks: the proxies of
+# tests/integration/test_proxy.py; apache2-utils: htpasswd for squid's basic auth.
 FUZZ_PKGS="clang-14 libclang-rt-14-dev"
 # clang-14 and its runtimes (libFuzzer, ASan, UBSan): make fuzz.
 pkgs="$BUILD_PKGS"
