@@ -42,7 +42,7 @@ all: $(LLHTTP_LIB) $(BUILD)/volley $(BUILD)/libvolley.a $(BUILD)/libvolley.so
 $(DEPS_STAMP): tools/install-deps.sh
 	@for f in /usr/include/mbedtls/ssl.h /usr/share/llhttp/llhttp.c /usr/include/ares.h \
 	          /usr/include/zlib.h /usr/include/brotli/decode.h /usr/include/zstd.h \
-	          /usr/include/idn2.h /usr/include/jansson.h; do \
+	          /usr/include/idn2.h /usr/include/jansson.h /usr/include/nettle/sha1.h; do \
 	    [ -e $$f ] || { sh tools/install-deps.sh --build-only || exit 1; break; }; done
 	@command -v python3 >/dev/null || sh tools/install-deps.sh --build-only
 	@mkdir -p $(BUILD) && touch $@
@@ -72,7 +72,7 @@ $(BUILD)/libvolley.so: $(LIB_OBJS) $(LLHTTP_OBJS) $(BUILD)/libvolley.map
 	    -o $@ $(LIB_OBJS) $(LLHTTP_OBJS) $(LDFLAGS_ALL) $(DEP_LIBS)
 
 # jansson (--input-format json, --resume) is the command's, never the library's.
-CLI_LIBS := -ljansson -pthread
+CLI_LIBS := -ljansson -lnettle -pthread
 $(BUILD)/volley: $(CLI_OBJS) $(BUILD)/libvolley.a
 	$(CC) -o $@ $(CLI_OBJS) $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS) $(CLI_LIBS)
 
@@ -211,7 +211,10 @@ FUZZ_TIME ?= 60
 FUZZ_DIR  := build/fuzz
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := $(WFLAGS) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(CPPFLAGS_ALL)
-FUZZ_NAMES := http_response url retry_after input json decode h2_frames
+FUZZ_NAMES := http_response url retry_after input json decode
+FUZZ_NAMES += tunnel
+FUZZ_NAMES += h2_frames
+FUZZ_MAXLEN_tunnel := 2048
 FUZZ_MAXLEN_http_response := 4096
 FUZZ_MAXLEN_decode := 16384
 FUZZ_MAXLEN_url := 1024

@@ -46,7 +46,8 @@ enum {
     VL_ESTATUS,    /* HTTP status >= 400 and fail_on_http_error is set */
     VL_ECANCELED,  /* vl_fetch_cancel() was called */
     VL_EUSAGE,     /* an option or argument is invalid */
-    VL_ELIMIT      /* out of file descriptors (EMFILE/ENFILE) */
+    VL_ELIMIT,     /* out of file descriptors (EMFILE/ENFILE) */
+    VL_EPROXY      /* the proxy refused the tunnel or broke its protocol */
 };
 /* Name of a negative error code; static storage, never NULL. */
 const char *vl_strerror(int err);
@@ -244,6 +245,19 @@ typedef struct vl_client_opts {
     double per_host_rate_per_s; /* request starts per second to one host (0: no limit) */
     double per_host_delay_s;    /* least time between request starts to one host (0) */
     int http_version;           /* VL_HTTP_* below (VL_HTTP_DEFAULT) */
+    /* Proxies, as curl's -x and environment: "[SCHEME://][USER:PASSWORD@]HOST[:PORT]",
+     * SCHEME http (the default; port 1080 by default), https, socks4, socks4a, socks5
+     * (names resolved here) or socks5h (names resolved by the proxy).  USER and
+     * PASSWORD are percent-decoded; they go to the proxy only.  https (TLS to
+     * the proxy, default port 443, verified like a server) as well. */
+    const char *proxy;          /* every URL (-x); "" = none, not even the two below */
+    const char *http_proxy;     /* http:// URLs when proxy is NULL (the env's http_proxy) */
+    const char *https_proxy;    /* https:// URLs when proxy is NULL (HTTPS_PROXY) */
+    const char *noproxy;        /* hosts reached directly, as curl's --noproxy: "a.test,
+                                   .b.test, 10.0.0.0/8, ::1" (a name and its subdomains,
+                                   IP literals, CIDR ranges) or "*" (every host) */
+    const char *proxy_cacert;   /* CA file for https:// proxies (NULL: environment, system) */
+    int proxy_insecure;         /* do not verify an https:// proxy (0) */
 } vl_client_opts;
 
 /* Which HTTP to speak (curl's --http1.1, --http2, --http2-prior-knowledge). */
@@ -265,6 +279,14 @@ typedef struct vl_client_stats {
 
 /* Fill opts with the defaults above. */
 void vl_client_opts_init(vl_client_opts *opts);
+/* The proxies of the environment, read as curl reads them: http_proxy
+ * (lower-case only: an HTTP_PROXY can come from a CGI request's "Proxy:"
+ * header, httpoxy), https_proxy or HTTPS_PROXY, all_proxy or ALL_PROXY for
+ * either when unset, no_proxy or NO_PROXY.  Sets opts->http_proxy,
+ * https_proxy and noproxy where still NULL (pointers into the environment:
+ * valid while it is unchanged); returns how many it set.  The library never
+ * reads the environment by itself: an embedder chooses. */
+int vl_client_opts_proxy_env(vl_client_opts *opts);
 /* Create a client on loop.  opts is copied (strings too).  On failure
  * returns a negative code and writes a message to errbuf. */
 int vl_client_new(vl_loop *loop, const vl_client_opts *opts, vl_client **out,
@@ -334,6 +356,7 @@ typedef struct vl_timings {         /* milliseconds; -1 when the phase did not h
     double send_ms;                 /* request fully written, from start */
     double ttfb_ms;                 /* first response byte, from start */
     double total_ms;                /* from leaving the queue to the end */
+    double proxy_ms;                /* the proxy's tunnel (CONNECT, SOCKS) after connect */
 } vl_timings;
 
 typedef struct vl_result {          /* valid only during the result callback */

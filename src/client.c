@@ -34,6 +34,7 @@ const char *vl_strerror(int err)
         [VL_ECANCELED - VL_EBASE] = "canceled",
         [VL_EUSAGE - VL_EBASE] = "invalid argument",
         [VL_ELIMIT - VL_EBASE] = "out of file descriptors",
+        [VL_EPROXY - VL_EBASE] = "proxy failure",
     };
     int e = -err;
     if (err == 0)
@@ -81,10 +82,24 @@ struct tls_ctx *client_tls(vl_client *c)
     return c->tls;
 }
 
+struct tls_ctx *client_proxy_tls(vl_client *c)
+{
+    if (!c->proxy_tls && !c->proxy_tls_failed) {
+        vl_client_opts o = c->opts;
+        o.cacert = c->proxy_cacert;
+        o.insecure = c->opts.proxy_insecure;
+        o.http_version = VL_HTTP_1_1; /* CONNECT and forwarding speak HTTP/1.1 to the proxy */
+        if (tls_ctx_new(&o, &c->proxy_tls, c->proxy_tls_err, sizeof(c->proxy_tls_err)) < 0)
+            c->proxy_tls_failed = 1;
+    }
+    return c->proxy_tls;
+}
+
 static int copy_opts(vl_client *c, const vl_client_opts *o)
 {
     c->opts = *o;
     if ((o->cacert && !(c->cacert = vl_strdup(o->cacert))) ||
+        (o->proxy_cacert && !(c->proxy_cacert = vl_strdup(o->proxy_cacert))) ||
         (o->dns_servers && !(c->dns_servers = vl_strdup(o->dns_servers))))
         return -ENOMEM;
     char ua[64];
@@ -166,6 +181,9 @@ int vl_client_new(vl_loop *loop, const vl_client_opts *opts, vl_client **out, ch
     if (rc == 0 && !(c->rbuf = malloc(CLIENT_RBUF_BYTES)))
         rc = -ENOMEM;
     if (rc == 0)
+        rc = proxy_config_init(&c->proxies, opts, err, errlen);
+    c->opts.proxy = c->opts.http_proxy = c->opts.https_proxy = c->opts.noproxy = NULL;
+    if (rc == 0)
         /* Busy connections are bounded by the fetches in flight; as many
          * again may wait idle for reuse.  Evicting an idle connection of
          * one host to open one to another, at a fixed total, made 2,000
@@ -216,6 +234,10 @@ void vl_client_free(vl_client *c)
     dns_free(c->dns);
     if (c->tls)
         tls_ctx_free(c->tls);
+    proxy_config_free(&c->proxies); /* after the pool: a conn's tunnel points into it */
+    if (c->proxy_tls)
+        tls_ctx_free(c->proxy_tls);
+    free(c->proxy_cacert);
     for (size_t i = 0; c->resolve && i < c->opts.nresolve; i++)
         free(c->resolve[i]);
     free(c->resolve);

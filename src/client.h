@@ -5,6 +5,7 @@
 #include "dns.h"
 #include "loop.h"
 #include "pool.h"
+#include "proxy.h"
 #include "scheduler.h"
 #include "tls.h"
 #include "util.h"
@@ -28,10 +29,18 @@ struct vl_client {
     uint64_t t0_us;                /* for trace timestamps */
     char *rbuf;                    /* one read buffer for every connection */
     struct list_node h2_sessions;  /* every open h2 session (h2.c) */
+    struct proxy_config proxies;   /* parsed once; opts' proxy strings are not kept */
+    char *proxy_cacert;
+    struct tls_ctx *proxy_tls;     /* for https:// proxies, created on first use */
+    int proxy_tls_failed;
+    char proxy_tls_err[256];
 };
 
 void client_trace(vl_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The TLS context, created on first use. NULL with c->tls_err set on failure. */
 struct tls_ctx *client_tls(vl_client *c);
+/* The TLS context for https:// proxies (proxy_cacert, proxy_insecure);
+ * NULL on failure, with proxy_tls_err set. */
+struct tls_ctx *client_proxy_tls(vl_client *c);
 
 #endif

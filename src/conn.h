@@ -43,6 +43,7 @@ struct conn {
     int want;                    /* VL_READ/VL_WRITE the last -EAGAIN waits for */
     const struct conn_ops *ops;
     void *tls;                   /* TLS layer state, owned by tls.c */
+    void *tunnel;                /* proxy stage state while it runs, owned by tunnel.c */
     int tls_resumed;             /* set by tls.c when the session was resumed */
     uint64_t id;
     struct host *host;           /* pool entry, owned by pool.c */

@@ -23,12 +23,14 @@
 #include "decode.h"
 #include "h2.h"
 #include "http.h"
+#include "tunnel.h"
 #include "url.h"
 
 enum fstate {
     F_QUEUED,
     F_RESOLVING,
     F_CONNECTING,
+    F_TUNNEL,            /* the proxy stage (tunnel.c): TLS to the proxy, CONNECT, SOCKS */
     F_TLS_HANDSHAKE,
     F_SENDING,
     F_AWAIT_HEADERS,
@@ -39,7 +41,7 @@ enum fstate {
 };
 
 static const char *const state_names[] = {
-    "QUEUED", "RESOLVING", "CONNECTING", "TLS_HANDSHAKE", "SENDING",
+    "QUEUED", "RESOLVING", "CONNECTING", "TUNNEL", "TLS_HANDSHAKE", "SENDING",
     "AWAIT_HEADERS", "BODY", "RETRY_WAIT", "DONE", "FAILED",
 };
 
@@ -118,11 +120,18 @@ struct vl_fetch {
     int wire_open;
     int wire_err;                   /* the error finish() was given */
     uint64_t wire_sent, wire_recv;
+    /* the route (proxy.c): direct, or through proxy */
+    const struct proxy *proxy;
+    union vl_sockaddr target_addr;  /* socks4/socks5: the target, resolved here first */
+    int target_resolved;
+    uint64_t t_proxy;               /* the tunnel was up */
 };
 
 static void on_io(vl_loop *loop, int fd, int events, void *data);
 static void finish(vl_fetch *f, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void try_acquire(vl_fetch *f);
+static void resolve_hop(vl_fetch *f);
+static struct host *route_host(vl_fetch *f);
 static void do_send(vl_fetch *f);
 static int transient_error(const vl_fetch *f, int err);
 static int maybe_retry(vl_fetch *f);
@@ -286,7 +295,8 @@ static void deliver(vl_loop *loop, void *data)
     r.timings.queue_ms = f->t_start ? ms_between(f->t_submit, f->t_start) : ms_between(f->t_submit, f->t_end);
     r.timings.dns_ms = phase_ms(f->t_dns0, f->t_dns);
     r.timings.connect_ms = phase_ms(f->t_dns, f->t_conn);
-    r.timings.tls_ms = phase_ms(f->t_conn, f->t_tls);
+    r.timings.tls_ms = phase_ms(f->t_proxy ? f->t_proxy : f->t_conn, f->t_tls);
+    r.timings.proxy_ms = phase_ms(f->t_conn, f->t_proxy);
     r.timings.send_ms = phase_ms(f->t_start, f->t_sent);
     r.timings.ttfb_ms = phase_ms(f->t_start, f->t_first);
     r.timings.total_ms = f->t_start ? ms_between(f->t_start, f->t_end) : 0;
@@ -394,13 +404,19 @@ static void end_tls_probe(vl_fetch *f)
  * N connections at once to a new host costs N full handshakes; waiting one
  * handshake for the session costs 1 full and N-1 resumed ones (RFC 5077),
  * a fraction of the CPU on both ends. */
+/* --http2-prior-knowledge on an http:// URL: h2c to the origin, directly
+ * or through a tunnel (SOCKS), never to a proxy that forwards HTTP/1.1. */
+static int h2c_by_prior_knowledge(const vl_fetch *f)
+{
+    return !f->url.https && f->cl->opts.http_version == VL_HTTP_2_PRIOR &&
+           !(f->proxy && !proxy_tunnels(f->proxy, &f->url));
+}
+
 static int wait_for_session(vl_fetch *f)
 {
     /* A host that speaks h2 (or will, by prior knowledge) gets one new
      * connection at a time: its streams serve the fetches waiting here. */
-    int http_v = f->cl->opts.http_version;
-    if (http_v != VL_HTTP_1_1 &&
-        (f->host->h2_seen || (!f->url.https && http_v == VL_HTTP_2_PRIOR))) {
+    if (f->cl->opts.http_version != VL_HTTP_1_1 && (f->host->h2_seen || h2c_by_prior_knowledge(f))) {
         if (f->host->tls_probing)
             return 1;
         f->host->tls_probing = 1;
@@ -704,9 +720,23 @@ static int build_head(vl_fetch *f)
     spec.has_body = has_body;
     spec.body_len = f->body_total;
     spec.accept_encoding = cl->opts.decompress;
+    struct vl_buf absolute = {0};
+    if (f->proxy && !proxy_tunnels(f->proxy, &f->url)) {
+        /* RFC 9112 §3.2.2: absolute-form to a proxy, without the URL's
+         * credentials (those are the origin's, never in a request line) */
+        vl_buf_adds(&absolute, "http://");
+        vl_buf_adds(&absolute, f->url.authority);
+        vl_buf_adds(&absolute, f->url.target);
+        if (absolute.oom)
+            return -ENOMEM;
+        spec.target = absolute.p;
+        spec.proxy_auth = f->proxy->auth;
+    }
     free(f->head);
     f->head = NULL;
-    return http_build_head(&spec, &f->head, &f->head_len);
+    int rc = http_build_head(&spec, &f->head, &f->head_len);
+    vl_buf_free(&absolute);
+    return rc;
 }
 
 static int open_body_source(vl_fetch *f)
@@ -938,18 +968,22 @@ static void follow_redirect(vl_fetch *f)
     if (strcmp(nu.host, f->url.host) != 0 || nu.port != f->url.port || nu.https != f->url.https)
         drop_credentials(f);
     end_attempt(f, f->resp.complete && f->resp.keep_alive, 0);
-    if (strcmp(nu.key, f->url.key) != 0) {
-        kick_host(cl, f->host);
-        pool_host_put(&cl->pool, f->host);
-        f->host = f->item.host = pool_host_get(&cl->pool, nu.key);
-    }
     free(next);
     url_free(&f->url);
     f->url = nu;
+    /* the new URL's route: another proxy, or none (noproxy) */
+    struct host *h = route_host(f);
+    if (h != f->host) {
+        kick_host(cl, f->host);
+        pool_host_put(&cl->pool, f->host);
+        f->host = f->item.host = h;
+    } else if (h) {
+        pool_host_put(&cl->pool, h);
+    }
     f->redirects++;
     f->reused = 0;
     f->stale_retried = 0;
-    f->t_dns0 = f->t_dns = f->t_conn = f->t_tls = 0;
+    f->t_dns0 = f->t_dns = f->t_conn = f->t_tls = f->t_proxy = 0;
     if (!f->host || build_head(f) < 0) {
         finish(f, -ENOMEM, "out of memory");
         return;
@@ -1055,11 +1089,22 @@ static void do_read(vl_fetch *f)
     }
 }
 
+static void start_tls(vl_fetch *f);
+
 static void do_handshake(vl_fetch *f)
 {
     struct conn *c = f->conn;
-    if (waits_or_fails(f, c->ops->handshake(c), -VL_ETLS))
+    if (waits_or_fails(f, c->ops->handshake(c), f->state == F_TUNNEL ? -VL_EPROXY : -VL_ETLS))
         return;
+    if (f->state == F_TUNNEL) {
+        f->t_proxy = now_us(f);
+        client_trace(f->cl, "fetch#%llu proxy: %s %s:%d through %s in %.1f ms",
+                     (unsigned long long)f->id,
+                     proxy_tunnels(f->proxy, &f->url) ? "tunnel to" : "TLS to forward to",
+                     f->url.host, f->url.port, f->proxy->name, ms_between(f->t_conn, f->t_proxy));
+        start_tls(f);
+        return;
+    }
     f->t_tls = now_us(f);
     end_tls_probe(f);
     if (f->cl->opts.trace) {
@@ -1082,6 +1127,7 @@ static void on_io(vl_loop *loop, int fd, int events, void *data)
     (void)fd;
     (void)events;
     switch (f->state) {
+    case F_TUNNEL:
     case F_TLS_HANDSHAKE:
         do_handshake(f);
         break;
@@ -1103,7 +1149,7 @@ static void on_connected(void *data, int fd, int err, const char *msg, const cha
     vl_client *cl = f->cl;
     f->connector = NULL;
     if (fd < 0) {
-        finish(f, err, "%s", msg);
+        finish(f, err, "%s%s", f->proxy ? "proxy: " : "", msg);
         return;
     }
     struct conn *c = pool_conn_new(&cl->pool, f->host, fd, peer);
@@ -1120,9 +1166,32 @@ static void on_connected(void *data, int fd, int err, const char *msg, const cha
         finish(f, -VL_EIO, "loop: cannot watch fd %d", fd);
         return;
     }
+    if (f->proxy && proxy_has_stage(f->proxy, &f->url)) {
+        struct tunnel_target tt = {f->url.host, f->url.port,
+                                   f->target_resolved ? &f->target_addr : NULL,
+                                   cl->opts.user_agent, cl->opts.max_header_bytes,
+                                   proxy_uses_tls(f->proxy) ? client_proxy_tls(cl) : NULL,
+                                   cl->proxy_tls_err, !proxy_tunnels(f->proxy, &f->url)};
+        int rc = tunnel_attach(c, f->proxy, &tt);
+        if (rc < 0) {
+            finish(f, rc, "%s", c->err);
+            return;
+        }
+        set_state(f, F_TUNNEL);
+        do_handshake(f);
+        return;
+    }
+    start_tls(f);
+}
+
+/* The connection (or tunnel) is up: TLS for https, else the request. */
+static void start_tls(vl_fetch *f)
+{
+    vl_client *cl = f->cl;
+    struct conn *c = f->conn;
     if (!f->url.https) {
-        if (cl->opts.http_version == VL_HTTP_2_PRIOR)
-            upgrade_to_h2(f); /* h2c by prior knowledge (RFC 9113 §3.3) */
+        if (h2c_by_prior_knowledge(f))
+            upgrade_to_h2(f); /* RFC 9113 §3.3 */
         else
             start_exchange(f);
         return;
@@ -1159,16 +1228,68 @@ static void start_connect(vl_fetch *f, struct addr_list *addrs)
         finish(f, rc, "connect: %s", strerror(-rc));
 }
 
+/* The name to look up next: the target's (direct, or a proxy that wants
+ * an address: socks4/socks5, before the proxy's own), else the proxy's. */
+static int hop_is_proxy(const vl_fetch *f)
+{
+    return f->proxy && (f->target_resolved || !proxy_resolves_locally(f->proxy));
+}
+
+static void on_resolved(void *data, int err, const struct addr_list *addrs, const char *msg);
+
+static void resolved(vl_fetch *f, const struct addr_list *addrs)
+{
+    struct addr_list copy = *addrs;
+    if (f->proxy && !hop_is_proxy(f)) {
+        addr_list_interleave(&copy);
+        f->target_addr = copy.addr[0];
+        f->target_resolved = 1;
+        resolve_hop(f);
+        return;
+    }
+    start_connect(f, &copy);
+}
+
+static void resolve_hop(vl_fetch *f)
+{
+    vl_client *cl = f->cl;
+    struct addr_list addrs;
+    char msg[256] = "";
+    int to_proxy = hop_is_proxy(f);
+    const char *name = to_proxy ? f->proxy->host : f->url.host;
+    int rc = dns_resolve(cl->dns, name, to_proxy ? f->proxy->port : f->url.port, &addrs,
+                         on_resolved, cl->opts.trace ? conn_trace : NULL, f, &f->dq, msg);
+    if (rc < 0)
+        finish(f, rc, "%s%s", to_proxy ? "proxy: " : "", msg);
+    else if (rc == 1)
+        resolved(f, &addrs);
+}
+
 static void on_resolved(void *data, int err, const struct addr_list *addrs, const char *msg)
 {
     vl_fetch *f = data;
     f->dq = NULL;
     if (err < 0) {
-        finish(f, err, "%s", msg);
+        finish(f, err, "%s%s", hop_is_proxy(f) ? "proxy: " : "", msg);
         return;
     }
-    struct addr_list copy = *addrs;
-    start_connect(f, &copy);
+    resolved(f, addrs);
+}
+
+/* The pool entry of f->url's route, which proxy.c chooses (with a
+ * reference): its own origin's when direct, else one the proxy's key names. */
+static struct host *route_host(vl_fetch *f)
+{
+    vl_client *cl = f->cl;
+    f->proxy = proxy_for(&cl->proxies, &f->url);
+    if (!f->proxy)
+        return pool_host_get(&cl->pool, f->url.key);
+    client_trace(cl, "fetch#%llu proxy: %s for %s://%s", (unsigned long long)f->id,
+                 f->proxy->name, f->url.https ? "https" : "http", f->url.authority);
+    char *key = proxy_pool_key(f->proxy, &f->url);
+    struct host *h = key ? pool_host_get(&cl->pool, key) : NULL;
+    free(key);
+    return h;
 }
 
 /* Use the pooled connection c for this request. */
@@ -1222,15 +1343,9 @@ static void try_acquire(vl_fetch *f)
         f->reserved = 1;
         set_state(f, F_RESOLVING);
     }
-    struct addr_list addrs;
-    char msg[256] = "";
     f->t_dns0 = now_us(f);
-    int rc = dns_resolve(cl->dns, f->url.host, f->url.port, &addrs, on_resolved,
-                         cl->opts.trace ? conn_trace : NULL, f, &f->dq, msg);
-    if (rc < 0)
-        finish(f, rc, "%s", msg);
-    else if (rc == 1)
-        start_connect(f, &addrs);
+    f->target_resolved = 0;
+    resolve_hop(f);
 }
 
 /* The scheduler's "room" for a host: an idle connection, or a slot for a
@@ -1327,11 +1442,11 @@ int vl_fetch_start(vl_client *cl, const vl_request *req, vl_result_cb *cb, void 
         finish(f, -VL_EIO, NULL);
         return 0;
     }
-    if (build_head(f) < 0) {
+    f->host = f->item.host = route_host(f);
+    if (f->host && build_head(f) < 0) {
         finish(f, -ENOMEM, "out of memory");
         return 0;
     }
-    f->host = f->item.host = pool_host_get(&cl->pool, f->url.key);
     if (!f->host) {
         finish(f, -ENOMEM, "out of memory");
         return 0;

@@ -58,6 +58,8 @@ int http_build_head(const struct http_head_spec *s, char **out, size_t *len)
                  strlen(s->user_agent) + 256;
     for (size_t i = 0; i < s->nheaders; i++)
         cap += strlen(s->headers[i]) + 2;
+    if (s->proxy_auth)
+        cap += strlen(s->proxy_auth) + 32;
     char *buf = malloc(cap);
     if (!buf)
         return -ENOMEM;
@@ -74,6 +76,8 @@ int http_build_head(const struct http_head_spec *s, char **out, size_t *len)
         PUT("Accept-Encoding: gzip, deflate, br, zstd\r\n");
     if (!user_has(s, "Connection"))
         PUT("Connection: keep-alive\r\n");
+    if (s->proxy_auth && !user_has(s, "Proxy-Authorization"))
+        PUT("Proxy-Authorization: %s\r\n", s->proxy_auth);
     if (s->has_body) {
         if (!user_has(s, "Content-Type"))
             PUT("Content-Type: application/x-www-form-urlencoded\r\n");

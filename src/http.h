@@ -22,6 +22,7 @@ struct http_head_spec {
     uint64_t body_len;
     int accept_encoding;         /* send Accept-Encoding: gzip, deflate, br, zstd */
     const char *drop_prefix[4];  /* header names not to send (redirect to another host) */
+    const char *proxy_auth;      /* Proxy-Authorization value (request to an http proxy) */
 };
 
 /* Format the request head into a new malloc'ed buffer.  0 or -ENOMEM. */

@@ -92,6 +92,8 @@ struct tls_conn {
     unsigned char ip[16]; /* the host as an address, for IP literals */
     int ip_len;           /* 4, 16, or 0 for a DNS name */
     const char *key;      /* session key, in names[] */
+    struct conn *below;   /* TLS inside TLS (a target through an https proxy): the
+                             proxy's TLS, owned, sharing the fd; NULL: the socket */
     char names[];         /* host '\0' key '\0' */
 };
 
@@ -400,10 +402,27 @@ static int load_ca(struct tls_ctx *ctx, const char *cacert, char *err, size_t er
 
 /* ------------------------------------------------------------------ bio */
 
+/* The layer below is a connection of its own (the proxy's TLS): its
+ * -EAGAIN says which way it waits; its failures keep their message. */
+static int below_result(struct tls_conn *t, ssize_t n, int failed)
+{
+    if (n >= 0)
+        return (int)n;
+    if (n == -EAGAIN)
+        return t->below->want == VL_WRITE ? MBEDTLS_ERR_SSL_WANT_WRITE : MBEDTLS_ERR_SSL_WANT_READ;
+    t->sys_errno = n > -VL_EBASE ? (int)-n : EPROTO;
+    return failed;
+}
+
 static int bio_send(void *data, const unsigned char *buf, size_t len)
 {
     struct conn *c = data;
     struct tls_conn *t = c->tls;
+    if (t->below) {
+        struct iovec iov = {(void *)buf, len};
+        return below_result(t, t->below->ops->writev(t->below, &iov, 1),
+                            MBEDTLS_ERR_NET_SEND_FAILED);
+    }
     for (;;) {
         ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
         if (n >= 0)
@@ -423,6 +442,9 @@ static int bio_recv(void *data, unsigned char *buf, size_t len)
 {
     struct conn *c = data;
     struct tls_conn *t = c->tls;
+    if (t->below)
+        return below_result(t, t->below->ops->read(t->below, buf, len),
+                            MBEDTLS_ERR_NET_RECV_FAILED);
     for (;;) {
         ssize_t n = recv(c->fd, buf, len, 0);
         if (n >= 0)
@@ -632,6 +654,10 @@ static void describe_failure(struct conn *c, struct tls_conn *t, int ret, const 
         return;
     case MBEDTLS_ERR_NET_SEND_FAILED:
     case MBEDTLS_ERR_NET_RECV_FAILED:
+        if (t->below && t->below->err[0]) {
+            vl_fmt(c->err, sizeof(c->err), "tls: through the proxy: %s", t->below->err);
+            return;
+        }
         vl_fmt(c->err, sizeof(c->err), "tls: %s: %s (%s)",
                ret == MBEDTLS_ERR_NET_SEND_FAILED ? "send" : "recv", strerror(t->sys_errno),
                c->peer);
@@ -837,6 +863,10 @@ static void tls_close(struct conn *c)
     if (t->state == TLS_OPEN)
         (void)mbedtls_ssl_close_notify(&t->ssl);
     mbedtls_ssl_free(&t->ssl);
+    if (t->below) {
+        t->below->ops->close(t->below); /* its fd is c's: closed by c's owner */
+        free(t->below);
+    }
     free(t);
     c->tls = NULL;
 }
@@ -970,6 +1000,29 @@ int tls_has_session(struct tls_ctx *ctx, const char *session_key)
     return cache_find(ctx, session_key) != NULL;
 }
 
+/* c already speaks TLS (to an https proxy, through its CONNECT tunnel): that
+ * TLS moves to a connection object of its own below t, whose bio it then
+ * uses (RFC 9110 §9.3.6: the tunnel's bytes are the proxy TLS's payload). */
+static int move_below(struct conn *c, struct tls_conn *t)
+{
+    struct conn *below = calloc(1, sizeof(*below));
+    if (!below) {
+        vl_fmt(c->err, sizeof(c->err), "tls: out of memory");
+        return -ENOMEM;
+    }
+    below->fd = c->fd;
+    below->ops = c->ops;
+    below->tls = c->tls;
+    below->id = c->id;
+    memcpy(below->peer, c->peer, sizeof(below->peer));
+    struct tls_conn *outer = below->tls;
+    mbedtls_ssl_set_bio(&outer->ssl, below, bio_send, bio_recv, NULL);
+    mbedtls_ssl_set_verify(&outer->ssl, verify_cb, below);
+    t->below = below;
+    c->tls = NULL;
+    return 0;
+}
+
 int tls_attach(struct tls_ctx *ctx, struct conn *c, const char *host, const char *session_key)
 {
     size_t hlen = strlen(host), klen = strlen(session_key);
@@ -994,6 +1047,11 @@ int tls_attach(struct tls_ctx *ctx, struct conn *c, const char *host, const char
         mbedtls_ssl_free(&t->ssl);
         free(t);
         return ret == MBEDTLS_ERR_SSL_ALLOC_FAILED ? -ENOMEM : -VL_ETLS;
+    }
+    if (c->tls && move_below(c, t) < 0) {
+        mbedtls_ssl_free(&t->ssl);
+        free(t);
+        return -ENOMEM;
     }
     mbedtls_ssl_set_bio(&t->ssl, c, bio_send, bio_recv, NULL);
     mbedtls_ssl_set_verify(&t->ssl, verify_cb, c);

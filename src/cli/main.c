@@ -115,7 +115,7 @@ static void error_record(struct worker *w, const struct input_item *it)
 {
     vl_result r = {.index = it->index, .url = it->url ? it->url : "", .error = it->error,
                    .err = -VL_EUSAGE};
-    r.timings = (vl_timings){-1, -1, -1, -1, -1, -1, -1};
+    r.timings = (vl_timings){-1, -1, -1, -1, -1, -1, -1, -1};
     progress_started(&progress);
     write_record(w, &r, it->id_json);
 }
@@ -309,7 +309,7 @@ static void on_fetch_result(const vl_result *r, void *data)
 static void start_failed(struct worker *w, struct input_item *it, int rc)
 {
     vl_result r = {.index = it->index, .url = it->url, .err = rc, .error = vl_strerror(rc)};
-    r.timings = (vl_timings){-1, -1, -1, -1, -1, -1, -1};
+    r.timings = (vl_timings){-1, -1, -1, -1, -1, -1, -1, -1};
     write_record(w, &r, it->id_json);
     input_item_free(it);
 }

@@ -37,6 +37,13 @@ static const char usage_text[] =
     "  -k, --insecure            do not verify TLS certificates\n"
     "      --resolve HOST:PORT:ADDR  use ADDR for HOST:PORT (repeatable)\n"
     "      --dns-servers ADDR[:PORT],...  DNS servers to ask instead of the system's\n"
+    "  -x, --proxy [SCHEME://][USER:PASSWORD@]HOST[:PORT]  proxy for every URL: http://\n"
+    "                            (default, port 1080), https, socks4, socks4a, socks5, socks5h;\n"
+    "                            '' = none (default: http_proxy, https_proxy, all_proxy)\n"
+    "      --noproxy LIST        hosts to reach directly: names (and their subdomains),\n"
+    "                            IPs, CIDR ranges, or '*' (default: no_proxy, NO_PROXY)\n"
+    "      --proxy-cacert FILE   CA certificates to verify an https:// proxy with\n"
+    "      --proxy-insecure      do not verify an https:// proxy's certificate\n"
     "      --retry N             retry transient failures N times (default 0)\n"
     "      --retry-delay SECS    fixed delay between retries (default: exponential backoff)\n"
     "      --retry-max-time SECS  bound all attempts together (default 0 = none)\n"
@@ -75,6 +82,7 @@ enum {
     O_RESUME, O_GRACE, O_PROGRESS_EVERY,
     O_HTTP1_1, O_HTTP2, O_HTTP2_PRIOR,
     O_WARC, O_WARC_MAX_SIZE,
+    O_NOPROXY, O_PROXY_CACERT, O_PROXY_INSECURE,
 };
 
 static const struct option long_opts[] = {
@@ -101,6 +109,10 @@ static const struct option long_opts[] = {
     {"insecure", no_argument, 0, 'k'},
     {"resolve", required_argument, 0, O_RESOLVE},
     {"dns-servers", required_argument, 0, O_DNS_SERVERS},
+    {"proxy", required_argument, 0, 'x'},
+    {"noproxy", required_argument, 0, O_NOPROXY},
+    {"proxy-cacert", required_argument, 0, O_PROXY_CACERT},
+    {"proxy-insecure", no_argument, 0, O_PROXY_INSECURE},
     {"retry", required_argument, 0, O_RETRY},
     {"retry-delay", required_argument, 0, O_RETRY_DELAY},
     {"retry-max-time", required_argument, 0, O_RETRY_MAX_TIME},
@@ -230,7 +242,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
     opterr = 0;
     optind = 1;
     int ch;
-    while ((ch = getopt_long(argc, argv, ":i:c:X:H:d:A:o:t:kvh", long_opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":i:c:X:H:d:A:o:t:x:kvh", long_opts, NULL)) != -1) {
         switch (ch) {
         case 'i': o->input = optarg; break;
         case O_INPUT_FORMAT:
@@ -297,6 +309,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
                 return usage_error("%s", "out of memory");
             break;
         case O_DNS_SERVERS: c->dns_servers = optarg; break;
+        case 'x': c->proxy = optarg; break;
+        case O_NOPROXY: c->noproxy = optarg; break;
+        case O_PROXY_CACERT: c->proxy_cacert = optarg; break;
+        case O_PROXY_INSECURE: c->proxy_insecure = 1; break;
         case O_RETRY: INT_OPT(c->retry, 0, 1000, "--retry"); break;
         case O_RETRY_DELAY: SECS_OPT(c->retry_delay_s, 1, "--retry-delay"); break;
         case O_RETRY_MAX_TIME: SECS_OPT(c->retry_max_time_s, 1, "--retry-max-time"); break;
@@ -345,6 +361,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
         return usage_error("%s", "-X HEAD cannot send a body");
     c->resolve = o->resolve;
     c->nresolve = o->nresolve;
+    /* as curl: the environment's proxies unless -x names one ('' none),
+     * its no_proxy unless --noproxy is given */
+    vl_client_opts_proxy_env(c);
     return 0;
 }
 

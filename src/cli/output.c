@@ -202,6 +202,7 @@ static void format_json(struct buf *b, const vl_result *r, const char *id_json)
     put_timing(b, "dns_ms", r->timings.dns_ms, 1);
     put_timing(b, "connect_ms", r->timings.connect_ms, 1);
     put_timing(b, "tls_ms", r->timings.tls_ms, 1);
+    put_timing(b, "proxy_ms", r->timings.proxy_ms, 1);
     put_timing(b, "send_ms", r->timings.send_ms, 1);
     put_timing(b, "ttfb_ms", r->timings.ttfb_ms, 1);
     put_timing(b, "total_ms", r->timings.total_ms, 0);

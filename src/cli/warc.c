@@ -31,21 +31,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <mbedtls/sha1.h>
-#include <mbedtls/version.h>
+#include <nettle/sha1.h>
 #include <zlib.h>
 
 #include "warc.h"
 
-#if MBEDTLS_VERSION_MAJOR >= 3
-#define SHA1_STARTS mbedtls_sha1_starts
-#define SHA1_UPDATE mbedtls_sha1_update
-#define SHA1_FINISH mbedtls_sha1_finish
-#else
-#define SHA1_STARTS mbedtls_sha1_starts_ret
-#define SHA1_UPDATE mbedtls_sha1_update_ret
-#define SHA1_FINISH mbedtls_sha1_finish_ret
-#endif
+/* SHA-1 from nettle, not mbedTLS: nettle uses the CPU's SHA instructions
+ * (787 vs 288 MB/s measured here), and every archived byte is hashed twice
+ * (block and payload digest). */
+#define SHA1_STARTS(c) sha1_init(c)
+#define SHA1_UPDATE(c, p, n) sha1_update((c), (n), (p))
+#define SHA1_FINISH(c, d) sha1_digest((c), SHA1_DIGEST_SIZE, (d))
 
 #define SPOOL_MEM_BYTES (64 * 1024)  /* per direction, before spilling to a temp file */
 #define OUT_BUF_BYTES (64 * 1024)    /* the writer's output buffer */
@@ -251,7 +247,7 @@ static void warc_date(char *out, size_t len)
 
 /* "sha1:" and RFC 4648 base32 of the 20-byte digest (32 characters, no
  * padding needed), as archives write it. */
-static void digest_str(mbedtls_sha1_context *sha, char *out, size_t len)
+static void digest_str(struct sha1_ctx *sha, char *out, size_t len)
 {
     static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     unsigned char d[20];
@@ -438,8 +434,8 @@ struct spool {
     size_t len;
     int fd;                      /* the temp file once it spilled, else -1 */
     uint64_t total;
-    mbedtls_sha1_context block;  /* WARC-Block-Digest */
-    mbedtls_sha1_context payload;/* WARC-Payload-Digest */
+    struct sha1_ctx block;  /* WARC-Block-Digest */
+    struct sha1_ctx payload;/* WARC-Payload-Digest */
     int err;                     /* errno of a failed spill */
 };
 
@@ -459,8 +455,6 @@ static void spool_start(struct spool *s)
     s->fd = -1;
     s->total = 0;
     s->err = 0;
-    mbedtls_sha1_init(&s->block);
-    mbedtls_sha1_init(&s->payload);
     SHA1_STARTS(&s->block);
     SHA1_STARTS(&s->payload);
 }
@@ -472,8 +466,6 @@ static void spool_end(struct spool *s)
     s->fd = -1;
     free(s->buf);
     s->buf = NULL;
-    mbedtls_sha1_free(&s->block);
-    mbedtls_sha1_free(&s->payload);
 }
 
 /* An unnamed file beside the WARC file: the same file system, so space is

@@ -19,11 +19,13 @@ FULL = dict(seed_rounds=5, many_n=100_000, many_rounds=3, wrk_secs=5, tls_n=5_00
             idle_delay_plain=6, idle_delay_tls=20, list_small=10_000, list_big=1_000_000,
             list_rounds=1, sorted_per_host=100, sorted_rounds=3, polite_hosts=50,
             polite_per_host=200, polite_rounds=1, hosts_small=100, hosts_big=10_000)
+FULL.update(proxy_n=20_000, proxy_rounds=3)
 QUICK = dict(seed_rounds=3, many_n=20_000, many_rounds=2, wrk_secs=3, tls_n=2_000, tls_rounds=2,
              big_total=256 * MiB, big_rounds=3, idle_n=1_000, idle_base=100, idle_rounds=1,
              idle_delay_plain=3, idle_delay_tls=5, list_small=10_000, list_big=100_000,
              list_rounds=1, sorted_per_host=50, sorted_rounds=2, polite_hosts=10,
              polite_per_host=40, polite_rounds=1, hosts_small=100, hosts_big=1_000)
+QUICK.update(proxy_n=5_000, proxy_rounds=2)
 
 SEED_HOSTS = ["a.seed.test", "b.seed.test", "c.seed.test"]
 TLS_HOSTS = ["h%02d.tls.test" % i for i in range(50)]
@@ -544,9 +546,89 @@ def threads(ctx):
     return secs
 
 
+# -- 11. proxy ----------------------------------------------------------------
+
+class CurlProxy(Curl):
+    def __init__(self, name, proxy):
+        super().__init__(name)
+        self.proxy = proxy
+
+    def cmd(self, job, outdir):
+        return super().cmd(job, outdir) + ["-x", self.proxy]
+
+
+class _Squid:
+    """squid -N on a free port, no cache, no access log; stopped by PID."""
+
+    def __init__(self, ctx):
+        import socket
+        self.dir = os.path.join(ctx.scratch, "squid")
+        os.makedirs(self.dir, exist_ok=True)
+        os.chmod(ctx.scratch, 0o711)  # squid runs as its 'proxy' user
+        os.chmod(self.dir, 0o777)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = None
+
+    def __enter__(self):
+        import socket
+        conf = os.path.join(self.dir, "squid.conf")
+        with open(conf, "w") as f:
+            f.write("http_port 127.0.0.1:%d\npid_filename %s/squid.pid\ncache deny all\n"
+                    "cache_mem 8 MB\naccess_log none\ncache_store_log none\ncache_log %s/cache.log\n"
+                    "coredump_dir %s\npinger_enable off\nshutdown_lifetime 0 seconds\n"
+                    "max_filedescriptors 8192\nacl loop src 127.0.0.1/32\n"
+                    "http_access allow loop\nhttp_access deny all\n"
+                    % (self.port, self.dir, self.dir, self.dir))
+        self.proc = subprocess.Popen(["squid", "-N", "-n", "bench%d" % self.port, "-f", conf],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.__exit__()
+        raise RuntimeError("squid did not start (see %s/cache.log)" % self.dir)
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def proxy(ctx):
+    P = ctx.P
+    N = P.get("proxy_n", 5_000)
+    if not shutil.which("squid"):
+        raise RuntimeError("squid is not installed (tools/install-deps.sh installs it)")
+    with ctx.nginx() as ng, _Squid(ctx) as sq:
+        base = "http://127.0.0.1:%d/f/1k.bin" % ng.http_port
+        path, n = write_urls(ctx, "proxy", ("%s?i=%d" % (base, i) for i in range(N)))
+        job = Job("proxy", path, n, n * KB1, 100, timeout=600, server=ng)
+        px = "http://127.0.0.1:%d" % sq.port
+        sec = Section("proxy", "proxy: %d small GETs (1 KiB) through squid (-x), concurrency 100"
+                      % N, job, "Plain HTTP through one squid (no cache, no log) to nginx: the "
+                      "proxy's one CPU is the ceiling for every client; volley keeps its "
+                      "connections to the proxy alive and pooled per proxy.")
+        clients = [Volley("volley", ctx.volley, extra=["-x", px])]
+        clients += [Volley(c.name, c.binary, extra=["-x", px]) for c in compare_clients(ctx)]
+        clients.append(CurlProxy("curl --parallel", px))
+        run_rounds(ctx, sec, clients, P.get("proxy_rounds", 2))
+    return [sec]
+
+
 SCENARIOS = {"seed": seed, "many": many, "tls": tls, "big": big, "idle": idle, "list": list_,
              "sorted": sorted_, "polite": polite, "hosts": hosts}
 SCENARIOS["threads"] = threads
+SCENARIOS["proxy"] = proxy
 HTTPS_SCENARIOS = {"seed", "tls", "idle"} | {"threads"}
 
 
