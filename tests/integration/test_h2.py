@@ -376,3 +376,27 @@ def test_idle_h2_connection_is_closed_by_the_idle_timeout(tmp):
         assert 0.4 <= elapsed < 5, "idle timeout 0.5 s: the loop ran %.2f s" % elapsed
         wait_until(lambda: any(r["action"] == "client_goaway" for r in s.requests()), 5,
                    "the client's GOAWAY")
+
+
+@timeout(60)
+def test_h2_rides_proxy_tunnels_but_never_speaks_h2_to_a_forwarding_proxy(tmp):
+    from test_proxy import Microsocks, Squid, records, volley
+    certs = certs_in(tmp)
+    with h2_nginx(tmp, certs) as ng, Squid(tmp) as sq:
+        urls = ["https://localhost:%d/1k.bin?n=%d" % (ng.port, i) for i in range(20)]
+        res = volley(["-c", "10", "--cacert", certs.ca, "-x", "http://" + sq.base] + urls)
+        recs = records(res, 20)
+        assert all(r["ok"] and r["http_version"] == "2" for r in recs), res.describe("h2 in CONNECT")
+        entries = ng.wait_log(20)
+        assert ng.connections(entries) == 1 and protocols(entries) == {"HTTP/2.0"}, entries[:3]
+        assert [m for _, m, _, _ in sq.access_log(1)] == ["CONNECT"], sq.access_log(1)
+    with Nginx(tmp, http2=True, big_files=False) as ng, Microsocks(tmp) as ms, \
+            Nginx(tmp, big_files=False) as h1, Squid(tmp) as sq:
+        # h2c by prior knowledge through a SOCKS tunnel ...
+        urls = ["http://127.0.0.1:%d/1k.bin?n=%d" % (ng.port, i) for i in range(5)]
+        res = volley(["--http2-prior-knowledge", "-x", "socks5://" + ms.base] + urls)
+        assert all(r["ok"] and r["http_version"] == "2" for r in records(res, 5)), res.describe()
+        # ... but HTTP/1.1 to a proxy that forwards (squid speaks no h2c)
+        res = volley(["--http2-prior-knowledge", "-x", "http://" + sq.base, h1.base + "/1k.bin"])
+        r = records(res, 1)[0]
+        assert r["ok"] and r["http_version"] == "1.1", res.describe("1.1 to squid")
