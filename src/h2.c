@@ -35,6 +35,7 @@ struct h2_stream {
     int ended;                  /* END_STREAM received */
     int closed;                 /* nghttp2 closed it */
     int got_bytes;              /* response bytes went to the owner */
+    size_t block_bytes;         /* of the header block being received (trailers too) */
     char err[160];              /* our own reason to reset it */
 };
 
@@ -52,6 +53,7 @@ struct h2_session {
     int goaway;                 /* received: no new streams */
     int32_t goaway_last;
     int events;                 /* the fd interest last set */
+    int kick_write;             /* frames were submitted outside flush(): write soon */
     struct vl_buf out;          /* serialised frames not yet written */
     size_t out_off;
     vl_timer idle_timer;
@@ -124,6 +126,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *fr, void *
     if (st && fr->hd.type == NGHTTP2_HEADERS) {
         st->trailers = st->final;
         st->head.len = 0;
+        st->block_bytes = 0;
     }
     return 0;
 }
@@ -139,7 +142,8 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *fr, const uint8_t
     if (!st || !st->owner)
         return 0;
     size_t max = s->cl->opts.max_header_bytes;
-    if (st->head.len + namelen + valuelen + 4 > max) {
+    st->block_bytes += namelen + valuelen + 4; /* as rendered: "name: value\r\n" */
+    if (st->block_bytes > max) {
         vl_fmt(st->err, sizeof(st->err), "http2: header block over %zu bytes", max);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
     }
@@ -335,6 +339,7 @@ static void session_close(struct h2_session *s, const char *why);
 static int flush(struct h2_session *s)
 {
     struct conn *c = s->c;
+    s->kick_write = 0;
     for (;;) {
         if (s->out_off == s->out.len) {
             s->out.len = s->out_off = 0;
@@ -370,8 +375,10 @@ static int flush(struct h2_session *s)
 
 static void set_interest(struct h2_session *s)
 {
+    /* Not nghttp2_session_want_write(): it stays true while a request body
+     * waits for the server's stream window, and writability would spin. */
     int ev = VL_READ;
-    if (s->out_off < s->out.len || nghttp2_session_want_write(s->ng))
+    if (s->out_off < s->out.len || s->kick_write)
         ev |= VL_WRITE;
     if (ev != s->events) {
         s->events = ev;
@@ -515,6 +522,7 @@ struct h2_session *h2_session_new(vl_client *cl, struct conn *c, int https)
                                               H2_CONN_WINDOW_BYTES) != 0)
         goto fail;
     s->events = VL_READ | VL_WRITE;
+    s->kick_write = 1; /* the preface and our SETTINGS */
     if (vl_io_start(cl->loop, c->fd, s->events, on_io, s) < 0)
         goto fail;
     timer_init(&s->idle_timer, cl->loop, on_idle, s);
@@ -641,6 +649,7 @@ struct h2_stream *h2_stream_start(struct h2_session *s, const char *head, size_t
     list_insert_tail(&s->streams, &st->link);
     s->nattached++;
     vl_timer_stop(&s->idle_timer);
+    s->kick_write = 1;
     set_interest(s); /* written from the loop's next turn, never inside the caller's stack */
     return st;
 fail:
@@ -660,6 +669,7 @@ void h2_stream_detach(struct h2_stream *st)
     s->nattached--;
     if (!st->closed) {
         nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+        s->kick_write = 1;
         set_interest(s);
     }
     if (s->nattached == 0)
