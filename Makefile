@@ -42,7 +42,7 @@ all: $(LLHTTP_LIB) $(BUILD)/volley $(BUILD)/libvolley.a $(BUILD)/libvolley.so
 $(DEPS_STAMP): tools/install-deps.sh
 	@for f in /usr/include/mbedtls/ssl.h /usr/share/llhttp/llhttp.c /usr/include/ares.h \
 	          /usr/include/zlib.h /usr/include/brotli/decode.h /usr/include/zstd.h \
-	          /usr/include/idn2.h /usr/include/jansson.h; do \
+	          /usr/include/idn2.h /usr/include/jansson.h /usr/include/uchardet/uchardet.h; do \
 	    [ -e $$f ] || { sh tools/install-deps.sh --build-only || exit 1; break; }; done
 	@command -v python3 >/dev/null || sh tools/install-deps.sh --build-only
 	@mkdir -p $(BUILD) && touch $@
@@ -73,6 +73,11 @@ $(BUILD)/libvolley.so: $(LIB_OBJS) $(LLHTTP_OBJS) $(BUILD)/libvolley.map
 
 # jansson (--input-format json, --resume) is the command's, never the library's.
 CLI_LIBS := -ljansson -pthread
+# uchardet (--body's charset guess) too; iconv is glibc's.
+UCHARDET_CFLAGS := $(shell pkg-config --cflags uchardet 2>/dev/null || echo -I/usr/include/uchardet)
+UCHARDET_LIBS := $(shell pkg-config --libs uchardet 2>/dev/null || echo -luchardet)
+CLI_LIBS += $(UCHARDET_LIBS)
+$(BUILD)/obj/src/cli/body.o: ALL_CFLAGS += $(UCHARDET_CFLAGS)
 $(BUILD)/volley: $(CLI_OBJS) $(BUILD)/libvolley.a
 	$(CC) -o $@ $(CLI_OBJS) $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS) $(CLI_LIBS)
 

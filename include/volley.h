@@ -304,6 +304,7 @@ typedef struct vl_result {          /* valid only during the result callback */
     int attempts;                   /* attempts made (1 + retries) */
     void *user;
     double throttled_ms;            /* time waited for a rate limit or a host's pause */
+    const char *content_type;       /* the final response's Content-Type value, or NULL */
 } vl_result;
 
 typedef void vl_result_cb(const vl_result *result, void *data);

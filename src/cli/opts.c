@@ -46,6 +46,10 @@ static const char usage_text[] =
     "                            implies --json; the first line is a header, not a record)\n"
     "      --resume              with --records: go on with FILE, skipping indexes whose\n"
     "                            last record is ok (the input must be the same list)\n"
+    "      --body                with --json: each ok record carries the body: \"body\" (text\n"
+    "                            types, as UTF-8, with \"charset\") or \"body_base64\"\n"
+    "      --body-max BYTES      --body keeps at most BYTES of each body (default 1 MiB);\n"
+    "                            a longer one is cut and says \"body_truncated\": true\n"
     "      --fail                an HTTP status >= 400 counts as a failure\n"
     "  -t, --threads N           run N loops in N threads (default 1)\n"
     "      --no-progress         no progress line on a terminal\n"
@@ -65,6 +69,7 @@ enum {
     O_RETRY_MAX_TIME, O_JSON, O_FAIL, O_VERSION, O_DATA_BINARY, O_MAX_FILESIZE, O_READ_AHEAD,
     O_RATE, O_PER_HOST_RATE, O_PER_HOST_DELAY, O_NO_PROGRESS, O_INPUT_FORMAT, O_RECORDS,
     O_RESUME, O_GRACE, O_PROGRESS_EVERY,
+    O_BODY, O_BODY_MAX,
 };
 
 static const struct option long_opts[] = {
@@ -103,6 +108,8 @@ static const struct option long_opts[] = {
     {"no-progress", no_argument, 0, O_NO_PROGRESS},
     {"progress-every", required_argument, 0, O_PROGRESS_EVERY},
     {"grace", required_argument, 0, O_GRACE},
+    {"body", no_argument, 0, O_BODY},
+    {"body-max", required_argument, 0, O_BODY_MAX},
     {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION},
@@ -212,6 +219,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
     o->threads = 1;
     o->progress = 1;
     o->grace_s = 5;
+    o->body_max = 1u << 20;
     opterr = 0;
     optind = 1;
     int ch;
@@ -291,6 +299,14 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
         case O_NO_PROGRESS: o->progress = 0; break;
         case O_PROGRESS_EVERY: SECS_OPT(o->progress_every_s, 0, "--progress-every"); break;
         case O_GRACE: SECS_OPT(o->grace_s, 1, "--grace"); break;
+        case O_BODY: o->body = 1; break;
+        case O_BODY_MAX: {
+            long v;
+            if (parse_int(optarg, 1, 1L << 30, &v) < 0)
+                return usage_error("invalid --body-max '%s' (1 to 1073741824 bytes)", optarg);
+            o->body_max = (size_t)v;
+            break;
+        }
         case 'v': o->verbose = 1; break;
         case 'h': fputs(usage_text, stdout); return 1;
         case O_VERSION:
@@ -305,6 +321,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
     o->nurls = argc - optind;
     if (!o->nurls && !o->input)
         return usage_error("%s", "no URLs: give URLs as arguments or a list with -i FILE");
+    if (o->body && !o->json)
+        return usage_error("%s", "--body needs --json (or --records FILE): the body goes in "
+                           "the JSON record");
     if (o->resume && !o->records)
         return usage_error("%s", "--resume needs --records FILE");
     if (o->method && strcmp(o->method, "HEAD") == 0 && (o->data || o->data_file))

@@ -4,10 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mbedtls/base64.h>
+
 #include "cli.h"
 
-/* Length of the valid UTF-8 sequence at s, or 0 if it is not one. */
-static int utf8_len(const unsigned char *s)
+/* Length of the valid UTF-8 sequence at s (avail bytes there), or 0 if it
+ * is not one. */
+static int utf8_len(const unsigned char *s, size_t avail)
 {
     int n;
     unsigned min;
@@ -21,6 +24,8 @@ static int utf8_len(const unsigned char *s)
     else if ((c & 0xF8) == 0xF0)
         n = 4, min = 0x10000, c &= 0x07;
     else
+        return 0;
+    if ((size_t)n > avail)
         return 0;
     for (int i = 1; i < n; i++) {
         if ((s[i] & 0xC0) != 0x80)
@@ -40,6 +45,7 @@ struct buf {
     int oom;
 };
 
+/* n bytes of s (NULL: n bytes of room, contents unset) at the end of b. */
 static void put(struct buf *b, const char *s, size_t n)
 {
     if (b->len + n > b->cap) {
@@ -54,7 +60,8 @@ static void put(struct buf *b, const char *s, size_t n)
         b->p = p;
         b->cap = cap;
     }
-    memcpy(b->p + b->len, s, n);
+    if (s)
+        memcpy(b->p + b->len, s, n);
     b->len += n;
 }
 
@@ -100,22 +107,19 @@ static void put_ms(struct buf *b, double ms)
     put(b, frac, 3);
 }
 
-/* A JSON string; bytes that are not UTF-8 become U+FFFD so every line parses. */
-static void put_json_string(struct buf *b, const char *s)
+/* A JSON string of n bytes (NULs included); bytes that are not UTF-8
+ * become U+FFFD so every line parses. */
+static void put_json_mem(struct buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    if (!s) {
-        puts_(b, "null");
-        return;
-    }
     put(b, "\"", 1);
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
         const unsigned char *run = p;
-        while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
             p++;
         put(b, (const char *)run, (size_t)(p - run));
-        if (!*p)
+        if (p == end)
             break;
         unsigned char c = *p;
         if (c == '"' || c == '\\') {
@@ -127,7 +131,7 @@ static void put_json_string(struct buf *b, const char *s)
             put(b, esc, 6);
             p++;
         } else {
-            int n = utf8_len(p);
+            int n = utf8_len(p, (size_t)(end - p));
             if (n == 0) {
                 puts_(b, "\\ufffd");
                 p++;
@@ -138,6 +142,56 @@ static void put_json_string(struct buf *b, const char *s)
         }
     }
     put(b, "\"", 1);
+}
+
+/* A JSON string, or null for NULL. */
+static void put_json_string(struct buf *b, const char *s)
+{
+    if (!s)
+        puts_(b, "null");
+    else
+        put_json_mem(b, s, strlen(s));
+}
+
+/* Bytes as a base64 JSON string (mbedTLS's encoder, straight into b). */
+static void put_base64(struct buf *b, const char *s, size_t n)
+{
+    size_t need = 4 * ((n + 2) / 3) + 1, olen = 0;
+    put(b, "\"", 1);
+    put(b, NULL, need); /* room, taken back below */
+    if (b->oom)
+        return;
+    b->len -= need;
+    if (mbedtls_base64_encode((unsigned char *)b->p + b->len, need, &olen,
+                              (const unsigned char *)s, n) != 0) {
+        b->oom = 1;
+        return;
+    }
+    b->len += olen;
+    put(b, "\"", 1);
+}
+
+/* --body's fields: after every other field, since they can be long. */
+static void put_body(struct buf *b, const vl_result *r, const struct out_body *body)
+{
+    if (!body || !body->on)
+        return;
+    if (!r->ok || body->none) {
+        puts_(b, ",\"body\":null");
+        return;
+    }
+    if (body->text) {
+        puts_(b, ",\"body\":");
+        put_json_mem(b, body->data ? body->data : "", body->len);
+        puts_(b, ",\"charset\":");
+        put_json_string(b, body->charset);
+        puts_(b, ",\"charset_source\":");
+        put_json_string(b, body->charset_source);
+    } else {
+        puts_(b, ",\"body_base64\":");
+        put_base64(b, body->data, body->len);
+    }
+    puts_(b, body->truncated ? ",\"body_truncated\":true" : ",\"body_truncated\":false");
 }
 
 void out_json_string(FILE *f, const char *s)
@@ -172,7 +226,8 @@ void out_thread_end(void)
     memset(&record_buf, 0, sizeof(record_buf));
 }
 
-static void format_json(struct buf *b, const vl_result *r, const char *id_json)
+static void format_json(struct buf *b, const vl_result *r, const char *id_json,
+                        const struct out_body *body)
 {
     puts_(b, "{\"index\":");
     put_i64(b, (long long)r->index);
@@ -214,6 +269,7 @@ static void format_json(struct buf *b, const vl_result *r, const char *id_json)
         puts_(b, ",\"id\":");
         puts_(b, id_json);
     }
+    put_body(b, r, body);
     puts_(b, "}\n");
 }
 
@@ -243,11 +299,17 @@ static void format_text(struct buf *b, const vl_result *r)
 
 const char *out_format(const vl_result *r, int json, const char *id_json, size_t *len)
 {
+    return out_format_body(r, json, id_json, NULL, len);
+}
+
+const char *out_format_body(const vl_result *r, int json, const char *id_json,
+                            const struct out_body *body, size_t *len)
+{
     struct buf *b = &record_buf;
     b->len = 0;
     b->oom = 0;
     if (json)
-        format_json(b, r, id_json);
+        format_json(b, r, id_json, body);
     else
         format_text(b, r);
     if (b->oom)
