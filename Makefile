@@ -73,10 +73,10 @@ $(BUILD)/libvolley.so: $(LIB_OBJS) $(LLHTTP_OBJS) $(BUILD)/libvolley.map
 
 # jansson (--input-format json, --resume) is the command's, never the library's.
 CLI_LIBS := -ljansson -pthread
-# uchardet (--body's charset guess) too; iconv is glibc's.
+# uchardet (--body's charset guess) too; iconv and base64 (libresolv) are glibc's.
 UCHARDET_CFLAGS := $(shell pkg-config --cflags uchardet 2>/dev/null || echo -I/usr/include/uchardet)
 UCHARDET_LIBS := $(shell pkg-config --libs uchardet 2>/dev/null || echo -luchardet)
-CLI_LIBS += $(UCHARDET_LIBS)
+CLI_LIBS += $(UCHARDET_LIBS) -lresolv
 $(BUILD)/obj/src/cli/body.o: ALL_CFLAGS += $(UCHARDET_CFLAGS)
 $(BUILD)/volley: $(CLI_OBJS) $(BUILD)/libvolley.a
 	$(CC) -o $@ $(CLI_OBJS) $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS) $(CLI_LIBS)
@@ -85,7 +85,7 @@ $(BUILD)/volley: $(CLI_OBJS) $(BUILD)/libvolley.a
 UNIT_LIBS_test_decode := -lbrotlienc
 # test_body tests the command's charset module (src/cli/body.c).
 $(BUILD)/tests/test_body: $(BUILD)/obj/src/cli/body.o
-UNIT_LIBS_test_body = $(BUILD)/obj/src/cli/body.o $(UCHARDET_LIBS)
+UNIT_LIBS_test_body = $(BUILD)/obj/src/cli/body.o $(UCHARDET_LIBS) -lresolv
 # test_url's expected values are generated data (tests/unit/url_whatwg_cases.js).
 $(BUILD)/tests/test_url: tests/unit/url_whatwg_cases.h
 

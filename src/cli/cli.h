@@ -124,8 +124,9 @@ const char *out_format(const vl_result *r, int json, const char *id_json, size_t
 struct out_body {
     int on;                      /* --body: a failed record says "body": null */
     int none;                    /* no body to show either (out of memory): null */
-    int text;                    /* 1: data is UTF-8 text ("body"); 0: bytes ("body_base64") */
-    const char *data;            /* not NUL-terminated; may hold NULs */
+    int text;                    /* 1: data is UTF-8 text ("body"); 0: the bytes in base64
+                                    ("body_base64") */
+    const char *data;            /* not NUL-terminated; text may hold NULs */
     size_t len;
     const char *charset;         /* text: the WHATWG encoding name it was read as */
     const char *charset_source;  /* text: "header", "bom", "meta", "detected" or "default" */
