@@ -112,8 +112,16 @@ static void put_json_mem(struct buf *b, const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
         const unsigned char *run = p;
-        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
-            p++;
+        /* one put for a run of plain ASCII and valid UTF-8 (a body's text
+         * went through put a character at a time) */
+        for (int n; p < end;) {
+            if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+                p++;
+            else if (*p >= 0x80 && (n = utf8_len(p, (size_t)(end - p))))
+                p += n;
+            else
+                break;
+        }
         put(b, (const char *)run, (size_t)(p - run));
         if (p == end)
             break;
@@ -126,15 +134,9 @@ static void put_json_mem(struct buf *b, const char *s, size_t len)
             char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             put(b, esc, 6);
             p++;
-        } else {
-            int n = utf8_len(p, (size_t)(end - p));
-            if (n == 0) {
-                puts_(b, "\\ufffd");
-                p++;
-            } else {
-                put(b, (const char *)p, (size_t)n);
-                p += n;
-            }
+        } else { /* not UTF-8 */
+            puts_(b, "\\ufffd");
+            p++;
         }
     }
     put(b, "\"", 1);
