@@ -219,7 +219,9 @@ FUZZ_TIME ?= 60
 FUZZ_DIR  := build/fuzz
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := $(WFLAGS) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(CPPFLAGS_ALL)
-FUZZ_NAMES := http_response url retry_after input json decode
+FUZZ_NAMES := http_response url retry_after input json decode body
+# fuzz_body includes src/cli/body.c: uchardet and libresolv (base64) besides
+FUZZ_LIBS_body = $(UCHARDET_CFLAGS) $(UCHARDET_LIBS) -lresolv
 FUZZ_MAXLEN_http_response := 4096
 FUZZ_MAXLEN_decode := 16384
 FUZZ_MAXLEN_url := 1024
@@ -257,13 +259,13 @@ $(FUZZ_LIB): $(FUZZ_OBJS)
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(FUZZ_CLI_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_CLI_OBJS) $(FUZZ_LIB) \
-	    $(DEP_LIBS) -pthread
+	    $(DEP_LIBS) -pthread $(FUZZ_LIBS_$*)
 
 $(BUILD)/fuzz-replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(BUILD)/libvolley.a \
                              $(REPLAY_CLI_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< tests/fuzz/replay_main.c $(REPLAY_CLI_OBJS) \
-	    $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS) -pthread
+	    $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS) -pthread $(FUZZ_LIBS_$*)
 
 fuzz-bins: $(FUZZ_BINS)
 
