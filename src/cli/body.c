@@ -58,6 +58,21 @@ int body_capture_add(void *data, const char *chunk, size_t len)
     return 0;
 }
 
+int body_capture_final(struct body_capture *c, uint64_t final_bytes)
+{
+    if (c->total <= final_bytes)
+        return 0;
+    uint64_t skip = c->total - final_bytes; /* the earlier attempts' bytes */
+    c->total = final_bytes;
+    if (skip >= c->len) {
+        c->len = 0;
+        return final_bytes ? -1 : 0;
+    }
+    memmove(c->buf, c->buf + skip, c->len - (size_t)skip);
+    c->len -= (size_t)skip;
+    return 0;
+}
+
 void body_capture_end(struct body_capture *c)
 {
     if (c->cap > BODY_KEEP_BYTES) {

@@ -29,6 +29,11 @@ struct body_capture {
 void body_capture_begin(struct body_capture *c, size_t max);
 /* A vl_body_cb: data is the struct body_capture.  0, or -ENOMEM. */
 int body_capture_add(void *data, const char *chunk, size_t len);
+/* The library hands every attempt's body to the sink, a retried one's
+ * (a 503's) too, and result.bytes counts the final attempt's only: keep
+ * the last final_bytes of the stream.  0, or -1 when none of the final
+ * body was kept (the earlier ones filled --body-max). */
+int body_capture_final(struct body_capture *c, uint64_t final_bytes);
 /* The body has its record: free a large buffer, keep a small one. */
 void body_capture_end(struct body_capture *c);
 void body_capture_free(struct body_capture *c);

@@ -301,7 +301,8 @@ static void on_fetch_result(const vl_result *r, void *data)
     struct slot *sl = data;
     struct worker *w = sl->w;
     struct out_body ob = {.on = w->o->body};
-    if (w->o->body && r->ok && body_decode(&sl->body, r->content_type, &ob) < 0)
+    if (w->o->body && r->ok && (body_capture_final(&sl->body, r->bytes) < 0 ||
+                                body_decode(&sl->body, r->content_type, &ob) < 0))
         ob = (struct out_body){.on = 1, .none = 1};
     write_record(w, r, sl->it->id_json, &ob);
     body_capture_end(&sl->body);

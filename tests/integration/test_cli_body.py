@@ -19,6 +19,7 @@ import os
 import random
 
 from harness import Nginx, ScriptedServer, check_record, free_port, run_volley, timeout
+import scripted
 
 KO = ("대한민국은 동아시아의 한반도 남부에 위치한 민주공화국이다. 수도는 서울특별시이며, "
       "국기는 태극기, 국가는 애국가이다. 인구는 약 오천만 명이다. ")
@@ -331,3 +332,17 @@ def test_threads_and_records_file_carry_each_urls_own_body(tmp):
     for i, r in recs.items():
         assert r["body"] == texts[i] and r["charset"] == "euc-kr", (
             "record %d has another body: %r" % (i, r["body"][:40]))
+
+
+def test_a_retried_attempts_body_is_not_part_of_the_record(tmp):
+    # the 503's body reaches the body sink before the retry; the record
+    # carries only the final attempt's body (bytes counts that one too)
+    with ScriptedServer(tmp) as s:
+        urls = [s.url("/flaky?key=a&fail=1"), s.url("/flaky?key=b&fail=2")]
+        res = run_volley(["--json", "--body", "--retry", "3", "--retry-delay", "0.05"] + urls)
+    assert res.rc == 0, res.describe("exit 0 after the retries")
+    for r in res.by_index(2).values():
+        assert r["attempts"] >= 2 and r["bytes"] == len(scripted.FLAKY_OK_BODY), r
+        assert r["body"] == scripted.FLAKY_OK_BODY.decode(), (
+            "expected only the final attempt's body, got %r" % r["body"])
+        assert r["body_truncated"] is False, r
