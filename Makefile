@@ -84,8 +84,9 @@ $(BUILD)/volley: $(CLI_OBJS) $(BUILD)/libvolley.a
 # Unit tests that need an encoder to make their input link it too.
 UNIT_LIBS_test_decode := -lbrotlienc
 # test_body tests the command's charset module (src/cli/body.c).
-$(BUILD)/tests/test_body: $(BUILD)/obj/src/cli/body.o
-UNIT_LIBS_test_body = $(BUILD)/obj/src/cli/body.o $(UCHARDET_LIBS) -lresolv
+$(BUILD)/tests/test_body: $(BUILD)/obj/src/cli/body.o $(BUILD)/obj/src/cli/output.o
+UNIT_LIBS_test_body = $(BUILD)/obj/src/cli/body.o $(BUILD)/obj/src/cli/output.o $(UCHARDET_LIBS) \
+                      -lresolv
 # test_url's expected values are generated data (tests/unit/url_whatwg_cases.js).
 $(BUILD)/tests/test_url: tests/unit/url_whatwg_cases.h
 

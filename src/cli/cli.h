@@ -120,6 +120,9 @@ void out_record(FILE *f, const vl_result *r, int json);
  * the next call on this thread); id_json (may be NULL) is appended as
  * "id" after the contract fields.  NULL when out of memory. */
 const char *out_format(const vl_result *r, int json, const char *id_json, size_t *len);
+/* Length of the valid UTF-8 sequence at s (avail bytes there), or 0 if it
+ * is not one (overlong, a surrogate, past U+10FFFF, cut short). */
+int utf8_len(const unsigned char *s, size_t avail);
 /* --body's fields of one record (body.c fills it; output.c prints it). */
 struct out_body {
     int on;                      /* --body: a failed record says "body": null */

@@ -6,9 +6,7 @@
 
 #include "cli.h"
 
-/* Length of the valid UTF-8 sequence at s (avail bytes there), or 0 if it
- * is not one. */
-static int utf8_len(const unsigned char *s, size_t avail)
+int utf8_len(const unsigned char *s, size_t avail)
 {
     int n;
     unsigned min;
@@ -103,6 +101,12 @@ static void put_ms(struct buf *b, double ms)
     put(b, frac, 3);
 }
 
+/* Bytes a JSON string cannot hold as they are: control characters, '"',
+ * '\\', and the first bytes of UTF-8 sequences (checked one by one). */
+static const unsigned char json_special[256] = {
+    [0 ... 0x1F] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xFF] = 1,
+};
+
 /* A JSON string of n bytes (NULs included); bytes that are not UTF-8
  * become U+FFFD so every line parses. */
 static void put_json_mem(struct buf *b, const char *s, size_t len)
@@ -115,7 +119,7 @@ static void put_json_mem(struct buf *b, const char *s, size_t len)
         /* one put for a run of plain ASCII and valid UTF-8 (a body's text
          * went through put a character at a time) */
         for (int n; p < end;) {
-            if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            if (!json_special[*p])
                 p++;
             else if (*p >= 0x80 && (n = utf8_len(p, (size_t)(end - p))))
                 p += n;

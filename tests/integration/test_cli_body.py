@@ -152,11 +152,14 @@ def test_no_label_at_all_is_left_to_uchardet(tmp):
     with ScriptedServer(tmp) as s:
         urls = [raw_url(s, ["Content-Type: text/plain"], text.encode(cs)) for cs, text in cases]
         urls.append(raw_url(s, ["Content-Type: text/html"], b"<p>only ascii here</p>"))
+        # valid UTF-8 is UTF-8 (checked before uchardet is asked)
+        urls.append(raw_url(s, ["Content-Type: text/plain"], (FR + KO).encode("utf-8")))
         _, recs = fetch_bodies(urls)
     for i, (cs, text) in enumerate(cases):
         assert_text(recs[i], text.encode(cs), cs, "detected", what="uchardet " + cs)
         assert recs[i]["body"] == text
     assert_text(recs[3], b"<p>only ascii here</p>", "utf-8", "default", what="ASCII")
+    assert_text(recs[4], (FR + KO).encode("utf-8"), "utf-8", "detected", what="UTF-8")
 
 
 def test_json_and_control_characters_stay_valid_json(tmp):
