@@ -299,6 +299,7 @@ static void deliver(vl_loop *loop, void *data)
     r.attempts = f->attempts;
     r.user = f->user;
     r.throttled_ms = (double)f->item.throttled_us / 1000.0;
+    r.content_type = f->resp.headers_done ? f->resp.hdr[HH_CONTENT_TYPE] : NULL;
     f->cb(&r, f->cb_data);
 
     cl->nfetches--;

@@ -3,12 +3,14 @@
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -eu
 BUILD_PKGS="make gcc libc6-dev pkg-config libmbedtls-dev node-llhttp libc-ares-dev zlib1g-dev
-    libbrotli-dev libzstd-dev libidn2-dev libunistring-dev libjansson-dev nettle-dev python3 ca-certificates"
+    libbrotli-dev libzstd-dev libidn2-dev libunistring-dev libjansson-dev nettle-dev python3 ca-certificates
+    libuchardet-dev"
 # python3 runs the demo (tools/demo.py) and the test runner; ca-certificates is
 # the system CA bundle volley verifies https against by default.  libunistring-dev:
 # static linking through pkg-config (libidn2.pc's Libs.private has -lunistring).
 # libjansson-dev: the volley command's JSON reading (--input-format json, --resume).
 # nettle-dev: SHA-1 for --warc's digests (uses the CPU's SHA instructions).
+# libuchardet-dev: --body's charset guess for text that names none.
 TEST_PKGS="nginx libcmocka-dev openssl python3 valgrind libuv1-dev libglib2.0-dev
     apache2 lighttpd lighttpd-mod-deflate h2o nodejs"
 # apache2, lighttpd (+ its mod_deflate), h2o and nodejs: the interop tests' servers.

@@ -53,6 +53,10 @@ static const char usage_text[] =
     "                            implies --json; the first line is a header, not a record)\n"
     "      --resume              with --records: go on with FILE, skipping indexes whose\n"
     "                            last record is ok (the input must be the same list)\n"
+    "      --body                with --json: each ok record carries the body: \"body\" (text\n"
+    "                            types, as UTF-8, with \"charset\") or \"body_base64\"\n"
+    "      --body-max BYTES      --body keeps at most BYTES of each body (default 1 MiB);\n"
+    "                            a longer one is cut and says \"body_truncated\": true\n"
     "      --fail                an HTTP status >= 400 counts as a failure\n"
     "  -t, --threads N           run N loops in N threads, each host in one of them\n"
     "                            (default 1; 0 = one per core this process may use)\n"
@@ -79,6 +83,7 @@ enum {
     O_RESUME, O_GRACE, O_PROGRESS_EVERY,
     O_WARC, O_WARC_MAX_SIZE,
     O_NOPROXY, O_PROXY_CACERT, O_PROXY_INSECURE,
+    O_BODY, O_BODY_MAX,
 };
 
 static const struct option long_opts[] = {
@@ -123,6 +128,8 @@ static const struct option long_opts[] = {
     {"grace", required_argument, 0, O_GRACE},
     {"warc", required_argument, 0, O_WARC},
     {"warc-max-size", required_argument, 0, O_WARC_MAX_SIZE},
+    {"body", no_argument, 0, O_BODY},
+    {"body-max", required_argument, 0, O_BODY_MAX},
     {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION},
@@ -232,6 +239,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
     o->threads = 1;
     o->progress = 1;
     o->grace_s = 5;
+    o->body_max = 1u << 20;
     opterr = 0;
     optind = 1;
     int ch;
@@ -329,6 +337,14 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
             o->warc_max_size = v;
             break;
         }
+        case O_BODY: o->body = 1; break;
+        case O_BODY_MAX: {
+            long v;
+            if (parse_int(optarg, 1, 1L << 30, &v) < 0)
+                return usage_error("invalid --body-max '%s' (1 to 1073741824 bytes)", optarg);
+            o->body_max = (size_t)v;
+            break;
+        }
         case 'v': o->verbose = 1; break;
         case 'h': fputs(usage_text, stdout); return 1;
         case O_VERSION:
@@ -345,6 +361,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
         return usage_error("%s", "no URLs: give URLs as arguments or a list with -i FILE");
     if (o->warc_max_size && !o->warc)
         return usage_error("%s", "--warc-max-size needs --warc FILE");
+    if (o->body && !o->json)
+        return usage_error("%s", "--body needs --json (or --records FILE): the body goes in "
+                           "the JSON record");
     if (o->resume && !o->records)
         return usage_error("%s", "--resume needs --records FILE");
     if (o->method && strcmp(o->method, "HEAD") == 0 && (o->data || o->data_file))
