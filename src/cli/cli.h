@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "volley.h"
 
@@ -30,6 +31,7 @@ struct cli_opts {
     FILE *input_stream;          /* set by records_fingerprint for a pipe: read -i from it */
     double grace_s;              /* --grace: after SIGINT/SIGTERM, before cancelling (5) */
     double progress_every_s;     /* --progress-every: a line to stderr without a terminal (0 off) */
+    int die_with_parent;         /* --die-with-parent (Linux) */
 };
 
 /* Parse argv.  Returns 0, 1 when --help/--version was handled (exit 0), or
@@ -145,5 +147,10 @@ void progress_draw(struct progress *p);
 void progress_report(struct progress *p);
 void progress_erase(struct progress *p);
 void out_json_string(FILE *f, const char *s);
+
+/* pdeath.c: --die-with-parent.  parent: getppid() taken at the start of
+ * main.  Asks the kernel for SIGKILL when the parent goes, then checks that
+ * it had not already gone.  0, or -1 with a message in err. */
+int cli_die_with_parent(pid_t parent, char *err, size_t errlen);
 
 #endif

@@ -52,6 +52,8 @@ static const char usage_text[] =
     "      --progress-every SECS  without a terminal: a progress line on stderr every SECS\n"
     "      --grace SECS          on SIGINT/SIGTERM: take no new URLs, give the ones in flight\n"
     "                            SECS (default 5), then cancel them; a second signal exits now\n"
+    "      --die-with-parent     exit (SIGKILL) when the process that started volley dies\n"
+    "                            (Linux; for volley run as a job's child, e.g. volley-dask)\n"
     "  -v, --verbose             trace the loop and every state change on stderr\n"
     "  -h, --help                this text\n"
     "      --version             version and build\n"
@@ -65,6 +67,7 @@ enum {
     O_RETRY_MAX_TIME, O_JSON, O_FAIL, O_VERSION, O_DATA_BINARY, O_MAX_FILESIZE, O_READ_AHEAD,
     O_RATE, O_PER_HOST_RATE, O_PER_HOST_DELAY, O_NO_PROGRESS, O_INPUT_FORMAT, O_RECORDS,
     O_RESUME, O_GRACE, O_PROGRESS_EVERY,
+    O_DIE_WITH_PARENT,
 };
 
 static const struct option long_opts[] = {
@@ -106,6 +109,7 @@ static const struct option long_opts[] = {
     {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION},
+    {"die-with-parent", no_argument, 0, O_DIE_WITH_PARENT},
     {0, 0, 0, 0},
 };
 
@@ -292,6 +296,13 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
         case O_PROGRESS_EVERY: SECS_OPT(o->progress_every_s, 0, "--progress-every"); break;
         case O_GRACE: SECS_OPT(o->grace_s, 1, "--grace"); break;
         case 'v': o->verbose = 1; break;
+        case O_DIE_WITH_PARENT:
+#ifdef __linux__
+            o->die_with_parent = 1;
+            break;
+#else
+            return usage_error("%s", "--die-with-parent needs Linux (prctl PR_SET_PDEATHSIG)");
+#endif
         case 'h': fputs(usage_text, stdout); return 1;
         case O_VERSION:
             printf("volley %s (%s backend, llhttp, mbedTLS, c-ares, zlib)\n", vl_version(),
