@@ -11,6 +11,9 @@ BUILD_PKGS="make gcc libc6-dev pkg-config libmbedtls-dev node-llhttp libc-ares-d
 TEST_PKGS="nginx libcmocka-dev openssl python3 valgrind libuv1-dev libglib2.0-dev
     apache2 lighttpd lighttpd-mod-deflate h2o nodejs"
 # apache2, lighttpd (+ its mod_deflate), h2o and nodejs: the interop tests' servers.
+TEST_PKGS="$TEST_PKGS python3-distributed libnginx-mod-http-echo"
+# python3-distributed: tools/dask/volley-dask and tests/integration/test_dask.py
+# (Dask under /usr/bin/python3); libnginx-mod-http-echo: that test's delaying nginx.
 FUZZ_PKGS="clang-14 libclang-rt-14-dev"
 # clang-14 and its runtimes (libFuzzer, ASan, UBSan): make fuzz.
 pkgs="$BUILD_PKGS"
