@@ -432,3 +432,17 @@ def hosts(ctx):
 SCENARIOS = {"seed": seed, "many": many, "tls": tls, "big": big, "idle": idle, "list": list_,
              "sorted": sorted_, "polite": polite, "hosts": hosts}
 HTTPS_SCENARIOS = {"seed", "tls", "idle"}
+
+
+# -- 10. dist (lib/dist.py: volley-dask on 1, 2, 4 local Dask workers) --------
+
+FULL.update(dist_n=200_000, dist_rounds=1)
+QUICK.update(dist_n=40_000, dist_rounds=1)
+
+
+def dist(ctx):
+    import dist as dist_mod
+    return dist_mod.dist(ctx, write_urls, resolves, DELAY_BODY)
+
+
+SCENARIOS["dist"] = dist
