@@ -11,11 +11,13 @@ temp is ignored and cleaned), the host partitioning, and volley
 Dask runs under Debian's /usr/bin/python3 (python3-distributed); the test
 process itself need not import it."""
 import collections
+import hashlib
 import importlib.machinery
 import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -461,7 +463,6 @@ def test_local_cluster_run_then_rerun_is_a_no_op_and_usage_errors_exit_2(tmp):
         assert b"shards," in r.stderr, "no plain progress line without a terminal"
         man = check_output(out_dir, 400, ng, [], "a LocalCluster run")
         for part in man["parts"]:
-            import hashlib
             with open(os.path.join(out_dir, part["file"]), "rb") as f:
                 assert hashlib.sha256(f.read()).hexdigest() == part["sha256"], part
         seen = sum(ng.requested().values())
@@ -530,3 +531,47 @@ def test_volley_die_with_parent_dies_when_its_parent_is_killed(tmp):
         assert _alive(vpid), "volley without --die-with-parent died with its parent"
     finally:
         _kill_group(sh.pid, signal.SIGKILL)
+
+
+@timeout(60)
+def test_prepare_only_run_shard_and_collect_do_the_job_without_dask_as_slurm_would(tmp):
+    with DelayNginx(tmp, "0.001") as ng:
+        urls = write_urls(tmp, ng.port, 300)
+        out_dir = os.path.join(tmp, "job")
+        env = _volley_env(None)
+
+        def tool(*args):
+            return subprocess.run([SYS_PY, TOOL, "--out-dir", out_dir] + list(args),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                  timeout=60)
+        r = tool("-i", urls, "--shards", "16", "--prepare-only")
+        assert r.returncode == 0, r.stderr
+        r = tool("-i", urls, "--shards", "16", "--prepare-only", "--", *resolve_args(ng.port))
+        assert r.returncode == 2 and b"another job" in r.stderr, r.stderr
+        shutil.rmtree(out_dir)
+        r = tool("-i", urls, "--shards", "16", "--prepare-only", "--", *resolve_args(ng.port))
+        assert r.returncode == 0, r.stderr
+        shards = [int(k) for k in r.stdout.split()]
+        assert shards and len(shards) <= 16 and len(set(shards)) == len(shards), r.stdout
+        assert sum(ng.requested().values()) == 0, "--prepare-only fetched"
+        r = tool("--collect")
+        assert r.returncode == 1 and b"not done" in r.stderr, r.stderr
+        assert not os.path.exists(os.path.join(out_dir, "_SUCCESS"))
+        for k in shards[:-1]:
+            r = tool("--run-shard", str(k), "--volley", volley_bin())
+            assert r.returncode == 0, r.stderr
+            assert json.loads(r.stdout)["committed"] == "this attempt", r.stdout
+        r = tool("--collect")
+        assert r.returncode == 1, r.stderr
+        with open(os.path.join(out_dir, "manifest.json")) as f:
+            man = json.load(f)
+        assert [s["shard"] for s in man["failed_shards"]] == shards[-1:], man["failed_shards"]
+        r = tool("--run-shard", str(shards[-1]), "--volley", volley_bin())
+        assert r.returncode == 0, r.stderr
+        r = tool("--run-shard", str(shards[-1]), "--volley", volley_bin())  # a requeued task
+        assert r.returncode == 0 and json.loads(r.stdout)["committed"] == "before", r.stdout
+        r = tool("--collect")
+        assert r.returncode == 0, r.stderr
+        check_output(out_dir, 300, ng, [], "the Slurm-style run")
+        r = tool("--run-shard", "99", "--volley", volley_bin())
+        assert r.returncode == 2 and b"no URLs" in r.stderr, r.stderr
