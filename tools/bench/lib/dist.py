@@ -3,6 +3,7 @@
 over 64 hosts, each answer held 10 ms by the echo module.  Every volley
 process (plain, or one per shard) runs at the same -c; wall includes the
 cluster's start, the partitioning, the commit checks and the manifest."""
+import json
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ class VolleyDask(Client):
         self.binary, self.workers, self.scratch = binary, workers, scratch
         self.needs = (PY, binary, TOOL)
         self.out = None
+        self.phases = []      # the manifest's phases_s of each run
 
     def available(self):
         if not super().available():
@@ -56,6 +58,11 @@ class VolleyDask(Client):
                         nbytes += int(m.group(1)) if m else 0
                     elif first_err is None and b'"index"' in line:
                         first_err = line.decode(errors="replace").strip()[:300]
+        try:
+            with open(os.path.join(self.out, "manifest.json")) as f:
+                self.phases.append(json.load(f).get("phases_s", {}))
+        except (OSError, ValueError):
+            pass
         shutil.rmtree(self.out, ignore_errors=True)
         return ok, nbytes, first_err
 
@@ -86,6 +93,14 @@ def dist(ctx, write_urls, resolves, delay_body):
                                w, ctx.scratch) for w in (1, 2, 4)]
         clients.append(Volley("volley -c %d" % (4 * CONC), ctx.volley, concurrency=4 * CONC))
         run_rounds(ctx, sec, clients, P["dist_rounds"])
+        for c in clients:
+            for ph in getattr(c, "phases", []):
+                sec.notes.append(
+                    "%s, where the wall went (s): partition %s (while the cluster starts), "
+                    "cluster start %s, tasks %s (volley itself %s, summed over shards), "
+                    "cluster close %s, check %s" % (
+                        c.name, ph.get("partition"), ph.get("cluster"), ph.get("tasks"),
+                        ph.get("volley_secs_sum"), ph.get("close"), ph.get("check")))
         one = sec.ratio("volley-dask 1 worker", "wall")
         if one is not None:
             sec.notes.append("overhead at one worker: %+.1f%% wall against plain volley "
