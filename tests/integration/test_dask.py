@@ -206,18 +206,27 @@ class Cluster:
 
 
 def running_volleys(out_dir):
-    """{volley pid: shard number} of the volleys running on this job."""
+    """{volley pid: (shard number, records written so far)} of the volleys
+    running on this job."""
     found = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         argv = _cmdline(int(name))
-        if not argv or not argv[0].endswith(b"volley") or b"--die-with-parent" not in argv:
+        if not argv or not argv[0].endswith(b"volley") or b"--records" not in argv:
             continue
+        shard = None
         for a in argv:
             m = re.search(rb"/shard-(\d+)\.jsonl$", a)
             if m and a.startswith(out_dir.encode()):
-                found[int(name)] = int(m.group(1))
+                shard = int(m.group(1))
+        if shard is not None:
+            try:
+                with open(argv[argv.index(b"--records") + 1], "rb") as f:
+                    written = f.read().count(b"\n")
+            except OSError:
+                written = 0
+            found[int(name)] = (shard, written)
     return found
 
 
@@ -295,14 +304,28 @@ def kill_midway(tmp, n, how):
         out_dir = os.path.join(tmp, "job")
         p = start_driver(tmp, cl, urls, out_dir, ng.port)
         try:
+            sizes = {}
+
+            def remaining(item):
+                k, written = item
+                if k not in sizes:
+                    sizes[k] = shard_size(out_dir, k)
+                return sizes[k] - written
+
             def busy():
+                # midway: parts committed, and a volley with much left to do
+                # (>= 2000 requests: over 1.3 s at -c 30 and 20 ms)
                 parts = os.path.join(out_dir, "out")
                 done = [f for f in os.listdir(parts) if f.startswith("part-")] \
                     if os.path.isdir(parts) else []
                 running = running_volleys(out_dir)
-                return running if len(done) >= 3 and len(running) >= 2 else None
-            running = wait_until(busy, 120, "3 committed parts and 2 volleys running")
-            vpid = sorted(running)[0]
+                if len(done) >= 1 and len(running) >= 2 and \
+                        max(remaining(v) for v in running.values()) >= 2000:
+                    return running
+                return None
+            running = wait_until(busy, 120, "a committed part and a volley with 2000 to go")
+            vpid = max(running, key=lambda v: remaining(running[v]))
+            running = {v: item[0] for v, item in running.items()}
             worker = _ppid(vpid)
             nanny = next(w for w in cl.workers if cl.worker_process(w) == worker)
             if how == "volley":
@@ -314,8 +337,10 @@ def kill_midway(tmp, n, how):
                     os.kill(worker, signal.SIGKILL)
                 else:
                     _kill_group(nanny.pid, signal.SIGKILL)
-            wait_until(lambda: not any(_alive(v) for v in victims), 10,
-                       "the killed volley to be gone")
+            # SIGKILL, or PR_SET_PDEATHSIG when its worker went: at once,
+            # not after the >= 2000 requests it had left
+            wait_until(lambda: not any(_alive(v) for v in victims), 1.0,
+                       "the killed volley to be gone", interval_s=0.005)
             log = finish_driver(p, tmp, cl, 240)
         finally:
             _kill_group(p.pid, signal.SIGKILL)
@@ -327,6 +352,8 @@ def kill_midway(tmp, n, how):
             "with URLs once each" % len(man["parts"])
         for k in victims.values():
             assert parts[k]["records"] == shard_size(out_dir, k), parts[k]
+            # the killed attempt committed nothing: a later one did
+            assert parts[k]["committed"] == "this attempt", parts[k]
         return man, log
 
 
