@@ -515,7 +515,12 @@ def test_local_cluster_run_then_rerun_is_a_no_op_and_usage_errors_exit_2(tmp):
                       (["--out-dir", out_dir], b"no input"),
                       (["-i", urls, "--out-dir", out_dir, "--", "--records", "x"],
                        b"set by volley-dask"),
-                      (["-i", urls, "--out-dir", out_dir, "--workers", "0"], b"--workers")):
+                      (["-i", urls, "--out-dir", out_dir, "--workers", "0"], b"--workers"),
+                      (["-i", urls, "--out-dir", os.path.join(tmp, "new"), "--scheduler-file",
+                        os.path.join(tmp, "none.json")], b"no scheduler file"),
+                      (["-i", urls, "--out-dir", os.path.join(tmp, "new"), "--scheduler",
+                        "tcp://127.0.0.1:%d" % free_port(), "--connect-timeout", "1"],
+                       b"cannot reach the Dask scheduler")):
         r = subprocess.run([SYS_PY, TOOL] + args, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=60)
         assert r.returncode == 2 and msg in r.stderr, (args, r.returncode, r.stderr)
