@@ -154,11 +154,15 @@ PC_LIBS_PRIVATE     := -lmbedtls -lmbedx509 -lmbedcrypto
 INSTALLED := $(BINDIR)/volley $(LIBDIR)/libvolley.so.$(VERSION) $(LIBDIR)/$(SONAME) \
              $(LIBDIR)/libvolley.so $(LIBDIR)/libvolley.a $(INCLUDEDIR)/volley.h \
              $(PKGCONFIGDIR)/volley.pc $(MANDIR)/man1/volley.1 $(MANDIR)/man3/volley.3
+# tools/dask/volley-dask (README "More than one machine") next to volley, which
+# it runs by default.
+INSTALLED += $(BINDIR)/volley-dask
 
 install: all
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
 	    $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
 	$(INSTALL) -m 755 $(BUILD)/volley $(DESTDIR)$(BINDIR)/volley
+	$(INSTALL) -m 755 tools/dask/volley-dask $(DESTDIR)$(BINDIR)/volley-dask
 	$(INSTALL) -m 755 $(BUILD)/libvolley.so $(DESTDIR)$(LIBDIR)/libvolley.so.$(VERSION)
 	ln -sf libvolley.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libvolley.so

@@ -21,6 +21,9 @@ command -v npm >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS npm"
 TEST_PKGS="$TEST_PKGS squid tinyproxy dante-server microsocks apache2-utils"
 # squid, tinyproxy, dante-server (danted), microsocks: the proxies of
 # tests/integration/test_proxy.py; apache2-utils: htpasswd for squid's basic auth.
+TEST_PKGS="$TEST_PKGS python3-distributed libnginx-mod-http-echo"
+# python3-distributed: tools/dask/volley-dask and tests/integration/test_dask.py
+# (Dask under /usr/bin/python3); libnginx-mod-http-echo: that test's delaying nginx.
 FUZZ_PKGS="clang-14 libclang-rt-14-dev"
 # clang-14 and its runtimes (libFuzzer, ASan, UBSan): make fuzz.
 pkgs="$BUILD_PKGS"

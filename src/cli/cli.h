@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "volley.h"
 
@@ -34,6 +35,7 @@ struct cli_opts {
     uint64_t warc_max_size;      /* --warc-max-size BYTES (0 = one file) */
     int body;                    /* --body: the body in the record (needs --json) */
     size_t body_max;             /* --body-max BYTES (1 MiB) */
+    int die_with_parent;         /* --die-with-parent (Linux) */
 };
 
 /* Parse argv.  Returns 0, 1 when --help/--version was handled (exit 0), or
@@ -175,5 +177,10 @@ void progress_draw(struct progress *p);
 void progress_report(struct progress *p);
 void progress_erase(struct progress *p);
 void out_json_string(FILE *f, const char *s);
+
+/* pdeath.c: --die-with-parent.  parent: getppid() taken at the start of
+ * main.  Asks the kernel for SIGKILL when the parent goes, then checks that
+ * it had not already gone.  0, or -1 with a message in err. */
+int cli_die_with_parent(pid_t parent, char *err, size_t errlen);
 
 #endif

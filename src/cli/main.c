@@ -751,6 +751,7 @@ out:
 
 int main(int argc, char **argv)
 {
+    pid_t parent_at_start = getppid(); /* --die-with-parent compares with it */
     int fds_at_start = -1;
     if (getenv("VOLLEY_CHECK_FDS")) {
         /* Count after one loop has come and gone: a backend's one-time
@@ -761,6 +762,13 @@ int main(int argc, char **argv)
     struct cli_opts o;
     signal(SIGPIPE, SIG_IGN);
     int rc = cli_parse(argc, argv, &o);
+    if (rc == 0 && o.die_with_parent) {
+        char err[160];
+        if (cli_die_with_parent(parent_at_start, err, sizeof(err)) < 0) {
+            fprintf(stderr, "volley: %s\n", err);
+            rc = 2;
+        }
+    }
     if (rc == 0)
         rc = run_cli(&o);
     else if (rc == 1)

@@ -68,6 +68,8 @@ static const char usage_text[] =
     "                            response records, bytes as on the wire; FILE.warc.gz: gzip per\n"
     "                            record); an existing FILE is appended to\n"
     "      --warc-max-size BYTES roll over to FILE-00001.warc.gz ... once a file reaches BYTES\n"
+    "      --die-with-parent     exit (SIGKILL) when the process that started volley dies\n"
+    "                            (Linux; for volley run as a job's child, e.g. volley-dask)\n"
     "  -v, --verbose             trace the loop and every state change on stderr\n"
     "  -h, --help                this text\n"
     "      --version             version and build\n"
@@ -84,6 +86,7 @@ enum {
     O_WARC, O_WARC_MAX_SIZE,
     O_NOPROXY, O_PROXY_CACERT, O_PROXY_INSECURE,
     O_BODY, O_BODY_MAX,
+    O_DIE_WITH_PARENT,
 };
 
 static const struct option long_opts[] = {
@@ -133,6 +136,7 @@ static const struct option long_opts[] = {
     {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION},
+    {"die-with-parent", no_argument, 0, O_DIE_WITH_PARENT},
     {0, 0, 0, 0},
 };
 
@@ -346,6 +350,13 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
             break;
         }
         case 'v': o->verbose = 1; break;
+        case O_DIE_WITH_PARENT:
+#ifdef __linux__
+            o->die_with_parent = 1;
+            break;
+#else
+            return usage_error("%s", "--die-with-parent needs Linux (prctl PR_SET_PDEATHSIG)");
+#endif
         case 'h': fputs(usage_text, stdout); return 1;
         case O_VERSION:
             printf("volley %s (%s backend, llhttp, mbedTLS, c-ares, zlib)\n", vl_version(),

@@ -640,3 +640,17 @@ SCENARIOS = {"seed": seed, "many": many, "tls": tls, "big": big, "idle": idle, "
 SCENARIOS["threads"] = threads
 SCENARIOS["proxy"] = proxy
 HTTPS_SCENARIOS = {"seed", "tls", "idle"} | {"threads"}
+
+
+# -- 10. dist (lib/dist.py: volley-dask on 1, 2, 4 local Dask workers) --------
+
+FULL.update(dist_n=200_000, dist_rounds=1)
+QUICK.update(dist_n=40_000, dist_rounds=1)
+
+
+def dist(ctx):
+    import dist as dist_mod
+    return dist_mod.dist(ctx, write_urls, resolves, DELAY_BODY)
+
+
+SCENARIOS["dist"] = dist
