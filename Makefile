@@ -42,7 +42,8 @@ all: $(LLHTTP_LIB) $(BUILD)/volley $(BUILD)/libvolley.a $(BUILD)/libvolley.so
 $(DEPS_STAMP): tools/install-deps.sh
 	@for f in /usr/include/mbedtls/ssl.h /usr/share/llhttp/llhttp.c /usr/include/ares.h \
 	          /usr/include/zlib.h /usr/include/brotli/decode.h /usr/include/zstd.h \
-	          /usr/include/idn2.h /usr/include/jansson.h /usr/include/nettle/sha1.h; do \
+	          /usr/include/idn2.h /usr/include/jansson.h /usr/include/nettle/sha1.h \
+	          /usr/include/uchardet/uchardet.h; do \
 	    [ -e $$f ] || { sh tools/install-deps.sh --build-only || exit 1; break; }; done
 	@command -v python3 >/dev/null || sh tools/install-deps.sh --build-only
 	@mkdir -p $(BUILD) && touch $@
@@ -73,11 +74,20 @@ $(BUILD)/libvolley.so: $(LIB_OBJS) $(LLHTTP_OBJS) $(BUILD)/libvolley.map
 
 # jansson (--input-format json, --resume) is the command's, never the library's.
 CLI_LIBS := -ljansson -lnettle -pthread
+# uchardet (--body's charset guess) too; iconv and base64 (libresolv) are glibc's.
+UCHARDET_CFLAGS := $(shell pkg-config --cflags uchardet 2>/dev/null || echo -I/usr/include/uchardet)
+UCHARDET_LIBS := $(shell pkg-config --libs uchardet 2>/dev/null || echo -luchardet)
+CLI_LIBS += $(UCHARDET_LIBS) -lresolv
+$(BUILD)/obj/src/cli/body.o: ALL_CFLAGS += $(UCHARDET_CFLAGS)
 $(BUILD)/volley: $(CLI_OBJS) $(BUILD)/libvolley.a
 	$(CC) -o $@ $(CLI_OBJS) $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS) $(CLI_LIBS)
 
 # Unit tests that need an encoder to make their input link it too.
 UNIT_LIBS_test_decode := -lbrotlienc
+# test_body tests the command's charset module (src/cli/body.c).
+$(BUILD)/tests/test_body: $(BUILD)/obj/src/cli/body.o $(BUILD)/obj/src/cli/output.o
+UNIT_LIBS_test_body = $(BUILD)/obj/src/cli/body.o $(BUILD)/obj/src/cli/output.o $(UCHARDET_LIBS) \
+                      -lresolv
 # test_url's expected values are generated data (tests/unit/url_whatwg_cases.js).
 $(BUILD)/tests/test_url: tests/unit/url_whatwg_cases.h
 
@@ -144,11 +154,15 @@ PC_LIBS_PRIVATE     := -lmbedtls -lmbedx509 -lmbedcrypto
 INSTALLED := $(BINDIR)/volley $(LIBDIR)/libvolley.so.$(VERSION) $(LIBDIR)/$(SONAME) \
              $(LIBDIR)/libvolley.so $(LIBDIR)/libvolley.a $(INCLUDEDIR)/volley.h \
              $(PKGCONFIGDIR)/volley.pc $(MANDIR)/man1/volley.1 $(MANDIR)/man3/volley.3
+# tools/dask/volley-dask (README "More than one machine") next to volley, which
+# it runs by default.
+INSTALLED += $(BINDIR)/volley-dask
 
 install: all
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
 	    $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
 	$(INSTALL) -m 755 $(BUILD)/volley $(DESTDIR)$(BINDIR)/volley
+	$(INSTALL) -m 755 tools/dask/volley-dask $(DESTDIR)$(BINDIR)/volley-dask
 	$(INSTALL) -m 755 $(BUILD)/libvolley.so $(DESTDIR)$(LIBDIR)/libvolley.so.$(VERSION)
 	ln -sf libvolley.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libvolley.so
@@ -211,7 +225,9 @@ FUZZ_TIME ?= 60
 FUZZ_DIR  := build/fuzz
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := $(WFLAGS) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(CPPFLAGS_ALL)
-FUZZ_NAMES := http_response url retry_after input json decode
+FUZZ_NAMES := http_response url retry_after input json decode body
+# fuzz_body includes src/cli/body.c: uchardet and libresolv (base64) besides
+FUZZ_LIBS_body = $(UCHARDET_CFLAGS) $(UCHARDET_LIBS) -lresolv
 FUZZ_NAMES += tunnel
 FUZZ_NAMES += h2_frames
 FUZZ_MAXLEN_tunnel := 2048
@@ -253,13 +269,13 @@ $(FUZZ_LIB): $(FUZZ_OBJS)
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB) $(FUZZ_CLI_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_CLI_OBJS) $(FUZZ_LIB) \
-	    $(DEP_LIBS) -pthread
+	    $(DEP_LIBS) -pthread $(FUZZ_LIBS_$*)
 
 $(BUILD)/fuzz-replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(BUILD)/libvolley.a \
                              $(REPLAY_CLI_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< tests/fuzz/replay_main.c $(REPLAY_CLI_OBJS) \
-	    $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS) -pthread
+	    $(BUILD)/libvolley.a $(LDFLAGS_ALL) $(DEP_LIBS) -pthread $(FUZZ_LIBS_$*)
 
 fuzz-bins: $(FUZZ_BINS)
 

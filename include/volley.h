@@ -299,7 +299,13 @@ vl_loop *vl_client_loop(const vl_client *client);
 /* ----------------------------------------------------------------- fetch */
 /* Body sink: called with each decoded body chunk; return 0 to go on, or a
  * negative code to fail the fetch.  Runs inside the loop's io callback; it
- * may start fetches and cancel any fetch, its own included. */
+ * may start fetches and cancel any fetch, its own included.  Only the body
+ * of the response that becomes the result comes here: a redirect's and a
+ * retried status's (a 503's, with retry set) are dropped.  One exception:
+ * an attempt cut off mid-body (a reset) and then retried has already handed
+ * over its first bytes; the next attempt's body follows from its first
+ * byte, and vl_result.bytes counts the final attempt only, so the body is
+ * the last `bytes` bytes the sink got (output_file is rewritten instead). */
 typedef int vl_body_cb(void *data, const char *chunk, size_t len);
 
 /* Raw-bytes tap (for WARC writers): the exchange's bytes exactly as they
@@ -377,6 +383,7 @@ typedef struct vl_result {          /* valid only during the result callback */
     void *user;
     double throttled_ms;            /* time waited for a rate limit or a host's pause */
     const char *http_version;       /* "1.1" or "2" of the last exchange; NULL if none */
+    const char *content_type;       /* the final response's Content-Type value, or NULL */
 } vl_result;
 
 typedef void vl_result_cb(const vl_result *result, void *data);

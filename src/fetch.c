@@ -104,6 +104,8 @@ struct vl_fetch {
     int out_fd;
     struct decoder dec;
     int dec_checked;                /* dec chosen for this response */
+    int status_retry;               /* this response's status: 0 not asked yet, 1 retry, -1 final */
+    uint64_t status_retry_us;       /* the delay chosen with it */
     vl_timer deadline_timer;        /* --retry-max-time, over all attempts */
 
     vl_timer phase_timer, total_timer;
@@ -305,6 +307,7 @@ static void deliver(vl_loop *loop, void *data)
     r.user = f->user;
     r.throttled_ms = (double)f->item.throttled_us / 1000.0;
     r.http_version = f->http_version == 2 ? "2" : f->http_version == 1 ? "1.1" : NULL;
+    r.content_type = f->resp.headers_done ? f->resp.hdr[HH_CONTENT_TYPE] : NULL;
     f->cb(&r, f->cb_data);
 
     cl->nfetches--;
@@ -529,16 +532,45 @@ static uint64_t backoff_us(const vl_fetch *f)
     return base / 2 + (uint64_t)rand() % (base / 2 + 1);
 }
 
+/* Whether the options allow another attempt, and after how long. */
+static int retry_allowed(const vl_fetch *f, uint64_t *delay)
+{
+    const vl_client *cl = f->cl;
+    if (f->attempts < 1 || f->attempts > cl->opts.retry || !idempotent(f))
+        return 0;
+    *delay = backoff_us(f);
+    return !(cl->opts.retry_max_time_s > 0 &&
+             now_us(f) + *delay - f->t_submit > (uint64_t)(cl->opts.retry_max_time_s * 1e6));
+}
+
+static void schedule_retry(vl_fetch *f, uint64_t delay);
+
 /* Schedule another attempt if the options allow it.  1 when scheduled. */
 static int maybe_retry(vl_fetch *f)
 {
+    uint64_t delay;
+    if (!retry_allowed(f, &delay))
+        return 0;
+    schedule_retry(f, delay);
+    return 1;
+}
+
+/* A transient status (503, 429, ...) is retried or final: decided once,
+ * when its head is complete, so its body can be dropped like a redirect's
+ * (the sinks see only the body of the response that is the result). */
+static int status_retry(vl_fetch *f)
+{
+    if (!f->status_retry)
+        f->status_retry = transient_status(f->resp.status) && f->cl->opts.retry && !f->no_retry &&
+                                  retry_allowed(f, &f->status_retry_us)
+                              ? 1
+                              : -1;
+    return f->status_retry > 0;
+}
+
+static void schedule_retry(vl_fetch *f, uint64_t delay)
+{
     vl_client *cl = f->cl;
-    if (f->attempts < 1 || f->attempts > cl->opts.retry || !idempotent(f))
-        return 0;
-    uint64_t delay = backoff_us(f);
-    if (cl->opts.retry_max_time_s > 0 &&
-        now_us(f) + delay - f->t_submit > (uint64_t)(cl->opts.retry_max_time_s * 1e6))
-        return 0;
     client_trace(cl, "fetch#%llu attempt %d failed (%s); retry %d/%d in %.0f ms",
                  (unsigned long long)f->id, f->attempts,
                  f->errmsg[0] ? f->errmsg : "retryable status", f->attempts, cl->opts.retry,
@@ -553,7 +585,6 @@ static int maybe_retry(vl_fetch *f)
     sched_leave(&cl->sched, &f->item); /* a delay makes no progress: out of the window */
     kick_host(cl, f->host); /* its slot is free for the whole delay */
     timer_start_us(&f->phase_timer, delay); /* a loop timer: the loop waits for it */
-    return 1;
 }
 
 static void on_deadline(vl_loop *loop, vl_timer *t, void *data)
@@ -691,8 +722,8 @@ static int raw_body(void *data, const char *chunk, size_t len)
     if (f->state == F_DONE || f->state == F_FAILED)
         return -1; /* the body callback canceled this fetch: stop the parser */
     wire_bytes(f, VL_WIRE_PAYLOAD, chunk, len);
-    if (will_follow(f))
-        return 0; /* a redirect's own body is read and dropped */
+    if (will_follow(f) || status_retry(f))
+        return 0; /* a redirect's or a retried answer's own body is read and dropped */
     if (!f->dec_checked) {
         int rc = start_decoder(f);
         if (rc < 0)
@@ -781,6 +812,7 @@ static void reset_response(vl_fetch *f)
     http_resp_init(&f->resp, f->cl->opts.max_header_bytes, strcmp(m, "HEAD") == 0, raw_body, f);
     decoder_free(&f->dec);
     f->dec_checked = 0;
+    f->status_retry = 0;
     f->bytes = 0;
 }
 
@@ -1010,8 +1042,10 @@ static void response_complete(vl_fetch *f, int leftover)
         finish(f, -VL_EDECODE, "%s", f->resp.err);
         return;
     }
-    if (transient_status(f->resp.status) && f->cl->opts.retry && !f->no_retry && maybe_retry(f))
+    if (status_retry(f)) {
+        schedule_retry(f, f->status_retry_us);
         return;
+    }
     if (f->output_file && f->out_fd < 0 && open_output(f) < 0) {
         finish(f, -VL_EIO, "%s", f->resp.err);
         return;

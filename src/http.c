@@ -139,8 +139,9 @@ static int on_header_field_complete(llhttp_t *p)
     struct http_resp *r = R(p);
     static const char *const names[HH_COUNT] = {"location",          "content-encoding",
                                                 "retry-after",       "transfer-encoding",
-                                                "ratelimit-reset",   "x-ratelimit-reset"};
-    static const size_t lens[HH_COUNT] = {8, 16, 11, 17, 15, 17};
+                                                "ratelimit-reset",   "x-ratelimit-reset",
+                                                "content-type"};
+    static const size_t lens[HH_COUNT] = {8, 16, 11, 17, 15, 17, 12};
     r->capture = -1;
     /* the length first: most fields are none of these (a tenth of the head's
      * parse time went to comparing every name with every one) */

@@ -41,6 +41,7 @@ enum {
     HH_TRANSFER_ENCODING,
     HH_RATELIMIT_RESET,   /* RateLimit-Reset (IETF draft): seconds */
     HH_X_RATELIMIT_RESET, /* X-RateLimit-Reset: seconds, or a Unix time (GitHub's) */
+    HH_CONTENT_TYPE,      /* the first Content-Type: vl_result's content_type */
     HH_COUNT
 };
 

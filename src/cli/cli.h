@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "volley.h"
 
@@ -32,6 +33,9 @@ struct cli_opts {
     double progress_every_s;     /* --progress-every: a line to stderr without a terminal (0 off) */
     const char *warc;            /* --warc FILE (warc.c) */
     uint64_t warc_max_size;      /* --warc-max-size BYTES (0 = one file) */
+    int body;                    /* --body: the body in the record (needs --json) */
+    size_t body_max;             /* --body-max BYTES (1 MiB) */
+    int die_with_parent;         /* --die-with-parent (Linux) */
 };
 
 /* Parse argv.  Returns 0, 1 when --help/--version was handled (exit 0), or
@@ -128,6 +132,24 @@ void out_record(FILE *f, const vl_result *r, int json);
  * the next call on this thread); id_json (may be NULL) is appended as
  * "id" after the contract fields.  NULL when out of memory. */
 const char *out_format(const vl_result *r, int json, const char *id_json, size_t *len);
+/* Length of the valid UTF-8 sequence at s (avail bytes there), or 0 if it
+ * is not one (overlong, a surrogate, past U+10FFFF, cut short). */
+int utf8_len(const unsigned char *s, size_t avail);
+/* --body's fields of one record (body.c fills it; output.c prints it). */
+struct out_body {
+    int on;                      /* --body: a failed record says "body": null */
+    int none;                    /* no body to show either (out of memory): null */
+    int text;                    /* 1: data is UTF-8 text ("body"); 0: the bytes in base64
+                                    ("body_base64") */
+    const char *data;            /* not NUL-terminated; text may hold NULs */
+    size_t len;
+    const char *charset;         /* text: the WHATWG encoding name it was read as */
+    const char *charset_source;  /* text: "header", "bom", "meta", "detected" or "default" */
+    int truncated;               /* the body was longer than --body-max */
+};
+/* out_format with --body's fields (body may be NULL: none) after the rest. */
+const char *out_format_body(const vl_result *r, int json, const char *id_json,
+                            const struct out_body *body, size_t *len);
 /* Free the calling thread's record buffer; every thread that called
  * out_record calls this before it ends (a thread-local is not freed with
  * its thread).  out_record may be called again afterwards. */
@@ -155,5 +177,10 @@ void progress_draw(struct progress *p);
 void progress_report(struct progress *p);
 void progress_erase(struct progress *p);
 void out_json_string(FILE *f, const char *s);
+
+/* pdeath.c: --die-with-parent.  parent: getppid() taken at the start of
+ * main.  Asks the kernel for SIGKILL when the parent goes, then checks that
+ * it had not already gone.  0, or -1 with a message in err. */
+int cli_die_with_parent(pid_t parent, char *err, size_t errlen);
 
 #endif

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "body.h"
 #include "cli.h"
 #include "warc.h"
 
@@ -30,6 +31,7 @@ struct slot {
     struct worker *w;
     int next_free;
     struct warc_exchange *wx;   /* --warc: this slot's exchanges */
+    struct body_capture body;   /* --body: this fetch's body, bounded by --body-max */
 };
 
 /* A worker's run: TAKING new requests from the input; DRAINING once the
@@ -108,7 +110,8 @@ static void output_path(char *out, size_t outlen, const char *dir, int64_t index
     snprintf(out, outlen, "%s/%lld-%s", dir, (long long)index, name);
 }
 
-static void write_record(struct worker *w, const vl_result *r, const char *id_json);
+static void write_record(struct worker *w, const vl_result *r, const char *id_json,
+                         const struct out_body *body);
 
 /* A bad input line: its record says why, and nothing is fetched. */
 static void error_record(struct worker *w, const struct input_item *it)
@@ -117,7 +120,7 @@ static void error_record(struct worker *w, const struct input_item *it)
                    .err = -VL_EUSAGE};
     r.timings = (vl_timings){-1, -1, -1, -1, -1, -1, -1, -1};
     progress_started(&progress);
-    write_record(w, &r, it->id_json);
+    write_record(w, &r, it->id_json, &(struct out_body){.on = w->o->body});
 }
 
 /* The request for one item; strings point into the item (or the options),
@@ -179,7 +182,8 @@ static int next_request(struct worker *w, vl_request *req)
 }
 
 /* Records are written whole, one thread at a time. */
-static void write_record(struct worker *w, const vl_result *r, const char *id_json)
+static void write_record(struct worker *w, const vl_result *r, const char *id_json,
+                         const struct out_body *body)
 {
     w->st.urls++;
     if (r->ok)
@@ -192,7 +196,7 @@ static void write_record(struct worker *w, const vl_result *r, const char *id_js
     if (out_tty)
         progress_erase(&progress); /* the record goes to the same terminal */
     size_t len;
-    const char *line = out_format(r, w->o->json, id_json, &len);
+    const char *line = out_format_body(r, w->o->json, id_json, body, &len);
     if (line && records && records_write(records, line, len) < 0 && !w->write_failed) {
         w->write_failed = 1;
         fprintf(stderr, "volley: cannot write %s: %s\n", w->o->records, strerror(errno));
@@ -298,7 +302,12 @@ static void on_fetch_result(const vl_result *r, void *data)
 {
     struct slot *sl = data;
     struct worker *w = sl->w;
-    write_record(w, r, sl->it->id_json);
+    struct out_body ob = {.on = w->o->body};
+    if (w->o->body && r->ok && (body_capture_final(&sl->body, r->bytes) < 0 ||
+                                body_decode(&sl->body, r->content_type, &ob) < 0))
+        ob = (struct out_body){.on = 1, .none = 1};
+    write_record(w, r, sl->it->id_json, &ob);
+    body_capture_end(&sl->body);
     input_item_free(sl->it);
     slot_release(w, sl);
     refill(w);
@@ -310,7 +319,7 @@ static void start_failed(struct worker *w, struct input_item *it, int rc)
 {
     vl_result r = {.index = it->index, .url = it->url, .err = rc, .error = vl_strerror(rc)};
     r.timings = (vl_timings){-1, -1, -1, -1, -1, -1, -1, -1};
-    write_record(w, &r, it->id_json);
+    write_record(w, &r, it->id_json, &(struct out_body){.on = w->o->body});
     input_item_free(it);
 }
 
@@ -347,6 +356,11 @@ static void refill(struct worker *w)
         w->free_slot = sl->next_free;
         sl->it = it;
         req.user = NULL;
+        if (w->o->body) { /* with -o too: the library hands the body to both */
+            body_capture_begin(&sl->body, w->o->body_max);
+            req.on_body = body_capture_add;
+            req.body_data = &sl->body;
+        }
         w->inflight++;
         if (sl->wx) {
             req.on_wire = warc_on_wire;
@@ -451,8 +465,10 @@ out:
         vl_io_stop(w->loop, sig_pipe[0]);
     vl_timer_free(w->grace_timer);
     w->grace_timer = NULL;
-    for (int i = 0; w->slots && i < w->nslots; i++)
+    for (int i = 0; w->slots && i < w->nslots; i++) {
         warc_exchange_free(w->slots[i].wx);
+        body_capture_free(&w->slots[i].body);
+    }
     free(w->slots);
     w->slots = NULL;
     return rc;
@@ -594,6 +610,7 @@ static void *worker_main(void *arg)
     /* An explicit call, not a pthread key destructor: it also runs when
      * -t 1 works on the main thread, where exit() runs no destructors. */
     out_thread_end();
+    body_thread_end();
     return NULL;
 }
 
@@ -734,6 +751,7 @@ out:
 
 int main(int argc, char **argv)
 {
+    pid_t parent_at_start = getppid(); /* --die-with-parent compares with it */
     int fds_at_start = -1;
     if (getenv("VOLLEY_CHECK_FDS")) {
         /* Count after one loop has come and gone: a backend's one-time
@@ -744,6 +762,13 @@ int main(int argc, char **argv)
     struct cli_opts o;
     signal(SIGPIPE, SIG_IGN);
     int rc = cli_parse(argc, argv, &o);
+    if (rc == 0 && o.die_with_parent) {
+        char err[160];
+        if (cli_die_with_parent(parent_at_start, err, sizeof(err)) < 0) {
+            fprintf(stderr, "volley: %s\n", err);
+            rc = 2;
+        }
+    }
     if (rc == 0)
         rc = run_cli(&o);
     else if (rc == 1)

@@ -53,6 +53,10 @@ static const char usage_text[] =
     "                            implies --json; the first line is a header, not a record)\n"
     "      --resume              with --records: go on with FILE, skipping indexes whose\n"
     "                            last record is ok (the input must be the same list)\n"
+    "      --body                with --json: each ok record carries the body: \"body\" (text\n"
+    "                            types, as UTF-8, with \"charset\") or \"body_base64\"\n"
+    "      --body-max BYTES      --body keeps at most BYTES of each body (default 1 MiB);\n"
+    "                            a longer one is cut and says \"body_truncated\": true\n"
     "      --fail                an HTTP status >= 400 counts as a failure\n"
     "      --http1.1             speak HTTP/1.1 only\n"
     "      --http2               offer h2 by ALPN over https, HTTP/1.1 on http (the default)\n"
@@ -67,6 +71,8 @@ static const char usage_text[] =
     "                            response records, bytes as on the wire; FILE.warc.gz: gzip per\n"
     "                            record); an existing FILE is appended to\n"
     "      --warc-max-size BYTES roll over to FILE-00001.warc.gz ... once a file reaches BYTES\n"
+    "      --die-with-parent     exit (SIGKILL) when the process that started volley dies\n"
+    "                            (Linux; for volley run as a job's child, e.g. volley-dask)\n"
     "  -v, --verbose             trace the loop and every state change on stderr\n"
     "  -h, --help                this text\n"
     "      --version             version and build\n"
@@ -83,6 +89,8 @@ enum {
     O_HTTP1_1, O_HTTP2, O_HTTP2_PRIOR,
     O_WARC, O_WARC_MAX_SIZE,
     O_NOPROXY, O_PROXY_CACERT, O_PROXY_INSECURE,
+    O_BODY, O_BODY_MAX,
+    O_DIE_WITH_PARENT,
 };
 
 static const struct option long_opts[] = {
@@ -127,12 +135,15 @@ static const struct option long_opts[] = {
     {"grace", required_argument, 0, O_GRACE},
     {"warc", required_argument, 0, O_WARC},
     {"warc-max-size", required_argument, 0, O_WARC_MAX_SIZE},
+    {"body", no_argument, 0, O_BODY},
+    {"body-max", required_argument, 0, O_BODY_MAX},
     {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, O_VERSION},
     {"http1.1", no_argument, 0, O_HTTP1_1},
     {"http2", no_argument, 0, O_HTTP2},
     {"http2-prior-knowledge", no_argument, 0, O_HTTP2_PRIOR},
+    {"die-with-parent", no_argument, 0, O_DIE_WITH_PARENT},
     {0, 0, 0, 0},
 };
 
@@ -239,6 +250,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
     o->threads = 1;
     o->progress = 1;
     o->grace_s = 5;
+    o->body_max = 1u << 20;
     opterr = 0;
     optind = 1;
     int ch;
@@ -339,7 +351,22 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
             o->warc_max_size = v;
             break;
         }
+        case O_BODY: o->body = 1; break;
+        case O_BODY_MAX: {
+            long v;
+            if (parse_int(optarg, 1, 1L << 30, &v) < 0)
+                return usage_error("invalid --body-max '%s' (1 to 1073741824 bytes)", optarg);
+            o->body_max = (size_t)v;
+            break;
+        }
         case 'v': o->verbose = 1; break;
+        case O_DIE_WITH_PARENT:
+#ifdef __linux__
+            o->die_with_parent = 1;
+            break;
+#else
+            return usage_error("%s", "--die-with-parent needs Linux (prctl PR_SET_PDEATHSIG)");
+#endif
         case 'h': fputs(usage_text, stdout); return 1;
         case O_VERSION:
             printf("volley %s (%s backend, llhttp, mbedTLS, c-ares, zlib)\n", vl_version(),
@@ -355,6 +382,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o)
         return usage_error("%s", "no URLs: give URLs as arguments or a list with -i FILE");
     if (o->warc_max_size && !o->warc)
         return usage_error("%s", "--warc-max-size needs --warc FILE");
+    if (o->body && !o->json)
+        return usage_error("%s", "--body needs --json (or --records FILE): the body goes in "
+                           "the JSON record");
     if (o->resume && !o->records)
         return usage_error("%s", "--resume needs --records FILE");
     if (o->method && strcmp(o->method, "HEAD") == 0 && (o->data || o->data_file))

@@ -6,8 +6,7 @@
 
 #include "cli.h"
 
-/* Length of the valid UTF-8 sequence at s, or 0 if it is not one. */
-static int utf8_len(const unsigned char *s)
+int utf8_len(const unsigned char *s, size_t avail)
 {
     int n;
     unsigned min;
@@ -21,6 +20,8 @@ static int utf8_len(const unsigned char *s)
     else if ((c & 0xF8) == 0xF0)
         n = 4, min = 0x10000, c &= 0x07;
     else
+        return 0;
+    if ((size_t)n > avail)
         return 0;
     for (int i = 1; i < n; i++) {
         if ((s[i] & 0xC0) != 0x80)
@@ -100,22 +101,33 @@ static void put_ms(struct buf *b, double ms)
     put(b, frac, 3);
 }
 
-/* A JSON string; bytes that are not UTF-8 become U+FFFD so every line parses. */
-static void put_json_string(struct buf *b, const char *s)
+/* Bytes a JSON string cannot hold as they are: control characters, '"',
+ * '\\', and the first bytes of UTF-8 sequences (checked one by one). */
+static const unsigned char json_special[256] = {
+    [0 ... 0x1F] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xFF] = 1,
+};
+
+/* A JSON string of n bytes (NULs included); bytes that are not UTF-8
+ * become U+FFFD so every line parses. */
+static void put_json_mem(struct buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    if (!s) {
-        puts_(b, "null");
-        return;
-    }
     put(b, "\"", 1);
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
         const unsigned char *run = p;
-        while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
-            p++;
+        /* one put for a run of plain ASCII and valid UTF-8 (a body's text
+         * went through put a character at a time) */
+        for (int n; p < end;) {
+            if (!json_special[*p])
+                p++;
+            else if (*p >= 0x80 && (n = utf8_len(p, (size_t)(end - p))))
+                p += n;
+            else
+                break;
+        }
         put(b, (const char *)run, (size_t)(p - run));
-        if (!*p)
+        if (p == end)
             break;
         unsigned char c = *p;
         if (c == '"' || c == '\\') {
@@ -126,18 +138,45 @@ static void put_json_string(struct buf *b, const char *s)
             char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             put(b, esc, 6);
             p++;
-        } else {
-            int n = utf8_len(p);
-            if (n == 0) {
-                puts_(b, "\\ufffd");
-                p++;
-            } else {
-                put(b, (const char *)p, (size_t)n);
-                p += n;
-            }
+        } else { /* not UTF-8 */
+            puts_(b, "\\ufffd");
+            p++;
         }
     }
     put(b, "\"", 1);
+}
+
+/* A JSON string, or null for NULL. */
+static void put_json_string(struct buf *b, const char *s)
+{
+    if (!s)
+        puts_(b, "null");
+    else
+        put_json_mem(b, s, strlen(s));
+}
+
+/* --body's fields: after every other field, since they can be long. */
+static void put_body(struct buf *b, const vl_result *r, const struct out_body *body)
+{
+    if (!body || !body->on)
+        return;
+    if (!r->ok || body->none) {
+        puts_(b, ",\"body\":null");
+        return;
+    }
+    if (body->text) {
+        puts_(b, ",\"body\":");
+        put_json_mem(b, body->data ? body->data : "", body->len);
+        puts_(b, ",\"charset\":");
+        put_json_string(b, body->charset);
+        puts_(b, ",\"charset_source\":");
+        put_json_string(b, body->charset_source);
+    } else {
+        puts_(b, ",\"body_base64\":\""); /* base64: nothing to escape */
+        put(b, body->data, body->len);
+        put(b, "\"", 1);
+    }
+    puts_(b, body->truncated ? ",\"body_truncated\":true" : ",\"body_truncated\":false");
 }
 
 void out_json_string(FILE *f, const char *s)
@@ -172,7 +211,8 @@ void out_thread_end(void)
     memset(&record_buf, 0, sizeof(record_buf));
 }
 
-static void format_json(struct buf *b, const vl_result *r, const char *id_json)
+static void format_json(struct buf *b, const vl_result *r, const char *id_json,
+                        const struct out_body *body)
 {
     puts_(b, "{\"index\":");
     put_i64(b, (long long)r->index);
@@ -220,6 +260,7 @@ static void format_json(struct buf *b, const vl_result *r, const char *id_json)
         puts_(b, ",\"id\":");
         puts_(b, id_json);
     }
+    put_body(b, r, body);
     puts_(b, "}\n");
 }
 
@@ -249,11 +290,17 @@ static void format_text(struct buf *b, const vl_result *r)
 
 const char *out_format(const vl_result *r, int json, const char *id_json, size_t *len)
 {
+    return out_format_body(r, json, id_json, NULL, len);
+}
+
+const char *out_format_body(const vl_result *r, int json, const char *id_json,
+                            const struct out_body *body, size_t *len)
+{
     struct buf *b = &record_buf;
     b->len = 0;
     b->oom = 0;
     if (json)
-        format_json(b, r, id_json);
+        format_json(b, r, id_json, body);
     else
         format_text(b, r);
     if (b->oom)

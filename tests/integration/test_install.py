@@ -5,6 +5,7 @@ installed: the complete example of docs/volley.3, and tools/examples/embed_poll.
 The install uses the build the suite runs (VOLLEY_BUILD), so nothing is
 rebuilt; when that build is sanitized, the programs get the same sanitizer
 flags (they could not load a sanitized library otherwise)."""
+import json
 import os
 import re
 import shutil
@@ -16,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PREFIX = "/usr/local"
 INSTALLED = ["bin/volley", "lib/libvolley.so.0.1.0", "lib/libvolley.so.0", "lib/libvolley.so",
              "lib/libvolley.a", "include/volley.h", "lib/pkgconfig/volley.pc",
-             "share/man/man1/volley.1", "share/man/man3/volley.3"]
+             "share/man/man1/volley.1", "share/man/man3/volley.3", "bin/volley-dask"]
 
 
 def build_dir():
@@ -136,6 +137,16 @@ def test_install_then_build_and_run_with_only_pkg_config_then_uninstall(tmp):
                            + [n.url("/1k.bin?i=%d" % i) for i in range(100)],
                            env=run_env, timeout_s=60)
         assert rc == 0 and "100 fetched, 100 ok" in out, "embed_poll: exit %d\n%s%s" % (rc, out, err)
+        # volley-dask runs the volley installed next to it (one shard, no Dask)
+        urls = os.path.join(tmp, "urls.txt")
+        with open(urls, "w") as f:
+            f.write(n.url("/1k.bin") + "\n")
+        vd = [os.path.join(root, "bin", "volley-dask"), "--out-dir", os.path.join(tmp, "vd")]
+        shards = must(vd + ["-i", urls, "--shards", "1", "--prepare-only"]).split()
+        assert shards == ["0"], shards
+        rc, out, err = run(vd + ["--run-shard", "0"], env=run_env, timeout_s=60)
+        assert rc == 0 and json.loads(out)["ok"] == 1, "volley-dask --run-shard: exit %d\n%s%s" % (
+            rc, out, err)
 
     make("uninstall", dest)
     left = [os.path.join(d, f) for d, _, files in os.walk(dest) for f in files]

@@ -35,7 +35,8 @@ if SERVERS_DIR not in sys.path:
 
 NGINX = os.environ.get("VOLLEY_NGINX", "/usr/sbin/nginx")
 VALGRIND = ["valgrind", "--error-exitcode=99", "--leak-check=full",
-            "--errors-for-leak-kinds=definite,indirect", "--track-fds=yes", "-q"]
+            "--errors-for-leak-kinds=definite,indirect", "--track-fds=yes", "-q",
+            "--suppressions=" + os.path.join(HERE, "valgrind.supp")]
 # Exit statuses that mean "volley is broken", not "a URL failed".
 EXIT_FD_LEAK = 3
 EXIT_SANITIZER = 98   # set through ASAN_OPTIONS/UBSAN_OPTIONS below

@@ -50,6 +50,10 @@ Behaviour is chosen by the request path:
                       given (any status line, line ends, framing), N bytes per
                       send() with 5 ms between (default: all at once), then closes
                       (FIN) unless keep=1.  For quirks nothing else sends.
+  /flaky?key=K&fail=N the first N requests with key K: 503 with Retry-After: 0 and the
+                      body FLAKY_FAIL_BODY; later ones: 200 with FLAKY_OK_BODY.
+                      With &cut=1 the failing ones are instead a 200 announcing all of
+                      FLAKY_OK_BODY, cut after half of it by a reset.
   anything else       404 with a short body.
 """
 import argparse
@@ -75,6 +79,9 @@ CLOSE_BODY = bytes(range(256)) * 8  # 2048 bytes
 HEAD_LIKE_LEN = 1234
 TE_CL_BODY = b"chunked wins\n"
 MAX_HEAD = 1 << 20
+FLAKY_FAIL_BODY = b"busy: try again\n" * 8
+FLAKY_OK_BODY = b"the real answer\n"
+_flaky = {}
 
 _lock = threading.Lock()
 _accepted = 0
@@ -382,6 +389,24 @@ def h_raw(c, req):
     return req.query.get("keep") == "1"
 
 
+def h_flaky(c, req):
+    key = req.query.get("key", "")
+    with _lock:
+        seen = _flaky[key] = _flaky.get(key, 0) + 1
+    if seen <= int(req.query.get("fail", "1")) and req.query.get("cut"):
+        whole = response(200, "OK", ["Content-Type: text/plain"], FLAKY_OK_BODY, conn=c)
+        c.send(whole[:len(whole) - len(FLAKY_OK_BODY) // 2])
+        time.sleep(0.05)
+        c.reset()
+        return None
+    if seen <= int(req.query.get("fail", "1")):
+        c.send(response(503, "Service Unavailable", ["Content-Type: text/plain", "Retry-After: 0"],
+                        FLAKY_FAIL_BODY, conn=c))
+    else:
+        c.send(response(200, "OK", ["Content-Type: text/plain"], FLAKY_OK_BODY, conn=c))
+    return True
+
+
 def h_not_found(c, req):
     c.send(response(404, "Not Found", ["Content-Type: text/plain"], b"no such path\n", conn=c))
     return True
@@ -395,7 +420,7 @@ ROUTES = {
     "/truncated-chunked": h_truncated_chunked, "/te-and-cl": h_te_and_cl,
     "/huge-headers": h_huge_headers, "/slow": h_slow, "/stale": h_stale,
     "/stale-idle": h_stale_idle, "/count": h_count, "/echo": h_echo,
-    "/redirect": h_redirect, "/raw": h_raw,
+    "/redirect": h_redirect, "/raw": h_raw, "/flaky": h_flaky,
 }
 
 

@@ -114,6 +114,16 @@ def many(ctx):
         clients.insert(2, Volley("volley -t 2", ctx.volley, extra=["-t", "2"]))
         clients.insert(3, Wrk("wrk -t2", base, P["wrk_secs"], threads=2))
         sec.add_na("requests (sequential)", "sequential requests at 100k GETs would take minutes; not a concurrency-100 client")
+        # issue 13: bodies in the records (--body): 1k.bin is application/octet-stream
+        # (base64); 1k.html is text/html with no charset, so the heaviest text path:
+        # the <meta> prescan, then uchardet, then the body escaped as JSON
+        with open(os.path.join(ctx.docroot, "1k.html"), "wb") as f:
+            f.write((b"<!doctype html><title>many</title><p>" + b"caf\xc3\xa9 text, " * 100)[:KB1])
+        hpath, hn = write_urls(ctx, "many-html", ("http://127.0.0.1:%d/f/1k.html?i=%d"
+                                                  % (ng.http_port, i) for i in range(N)))
+        html = Job("many-html", hpath, hn, hn * KB1, 100, timeout=600, server=ng)
+        clients.insert(2, Volley("volley --body", ctx.volley, extra=["--body"]))
+        clients.insert(3, Volley("volley --body (text/html)", ctx.volley, extra=["--body"], job=html))
         run_rounds(ctx, sec, clients, P["many_rounds"])
     return [sec]
 
@@ -672,3 +682,15 @@ def tls_h2(ctx):
 
 SCENARIOS["tls-h2"] = tls_h2
 HTTPS_SCENARIOS |= {"tls-h2"}
+# -- 10. dist (lib/dist.py: volley-dask on 1, 2, 4 local Dask workers) --------
+
+FULL.update(dist_n=200_000, dist_rounds=1)
+QUICK.update(dist_n=40_000, dist_rounds=1)
+
+
+def dist(ctx):
+    import dist as dist_mod
+    return dist_mod.dist(ctx, write_urls, resolves, DELAY_BODY)
+
+
+SCENARIOS["dist"] = dist
