@@ -122,6 +122,7 @@ struct vl_fetch {
     int wire_open;
     int wire_err;                   /* the error finish() was given */
     uint64_t wire_sent, wire_recv;
+    size_t pauth_off, pauth_len;    /* our Proxy-Authorization line in head: kept from the tap */
     /* the route (proxy.c): direct, or through proxy */
     const struct proxy *proxy;
     union vl_sockaddr target_addr;  /* socks4/socks5: the target, resolved here first */
@@ -174,12 +175,30 @@ static void wire_start(vl_fetch *f)
     f->on_wire(f->wire_data, &ev);
 }
 
+/* Head bytes [from, from + len) to the tap, without the proxy's
+ * credentials: a WARC file (or any tap) must not hold them. */
+static void wire_head(vl_fetch *f, size_t from, size_t len)
+{
+    size_t a = f->pauth_off, b = f->pauth_off + f->pauth_len, to = from + len;
+    if (!f->pauth_len || to <= a || from >= b) {
+        wire_bytes(f, VL_WIRE_SENT, f->head + from, len);
+        return;
+    }
+    if (from < a)
+        wire_bytes(f, VL_WIRE_SENT, f->head + from, a - from);
+    if (to > b)
+        wire_bytes(f, VL_WIRE_SENT, f->head + b, to - b);
+}
+
 /* The written prefix (w bytes) of iov. */
 static void wire_sent(vl_fetch *f, const struct iovec *iov, int n, size_t w)
 {
     for (int i = 0; i < n && w; i++) {
         size_t k = iov[i].iov_len < w ? iov[i].iov_len : w;
-        wire_bytes(f, VL_WIRE_SENT, iov[i].iov_base, k);
+        if (f->head && iov[i].iov_base == f->head + f->head_off)
+            wire_head(f, f->head_off, k);
+        else
+            wire_bytes(f, VL_WIRE_SENT, iov[i].iov_base, k);
         w -= k;
     }
 }
@@ -765,8 +784,19 @@ static int build_head(vl_fetch *f)
     }
     free(f->head);
     f->head = NULL;
+    f->pauth_off = f->pauth_len = 0;
     int rc = http_build_head(&spec, &f->head, &f->head_len);
     vl_buf_free(&absolute);
+    if (rc == 0 && spec.proxy_auth) {
+        /* where our Proxy-Authorization line is, to keep it from the tap */
+        static const char name[] = "\r\nProxy-Authorization: ";
+        const char *p = memmem(f->head, f->head_len, name, sizeof(name) - 1);
+        const char *e = p ? memmem(p + 2, f->head_len - (size_t)(p + 2 - f->head), "\r\n", 2) : NULL;
+        if (p && e) {
+            f->pauth_off = (size_t)(p + 2 - f->head);
+            f->pauth_len = (size_t)(e + 2 - (p + 2));
+        }
+    }
     return rc;
 }
 
@@ -1276,7 +1306,15 @@ static void resolved(vl_fetch *f, const struct addr_list *addrs)
     struct addr_list copy = *addrs;
     if (f->proxy && !hop_is_proxy(f)) {
         addr_list_interleave(&copy);
-        f->target_addr = copy.addr[0];
+        /* SOCKS4 carries IPv4 only: its first IPv4 address, not the first
+         * one (localhost is ::1 first); socks.c names the lack of one */
+        int pick = 0;
+        for (int i = 0; f->proxy->kind == PROXY_SOCKS4 && i < copy.n; i++)
+            if (copy.addr[i].sa.sa_family == AF_INET) {
+                pick = i;
+                break;
+            }
+        f->target_addr = copy.addr[pick];
         f->target_resolved = 1;
         resolve_hop(f);
         return;

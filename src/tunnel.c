@@ -34,6 +34,7 @@ static void tunnel_free(struct conn *c)
     if (!t)
         return;
     http_resp_free(&t->resp);
+    free(t->out_heap);
     free(t);
     c->tunnel = NULL;
 }
@@ -81,18 +82,32 @@ static int no_body(void *data, const char *chunk, size_t len)
     return 0;
 }
 
+/* The CONNECT request into buf (snprintf's contract: the length it needs). */
+static int format_connect(char *buf, size_t cap, const struct tunnel *t, const char *user_agent)
+{
+    const char *auth = t->proxy->auth;
+    return snprintf(buf, cap,
+                    "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s%s%sUser-Agent: %s\r\n"
+                    "Proxy-Connection: Keep-Alive\r\n\r\n",
+                    t->target, t->target, auth ? "Proxy-Authorization: " : "", auth ? auth : "",
+                    auth ? "\r\n" : "", user_agent);
+}
+
 static int connect_begin(struct conn *c, struct tunnel *t, const struct tunnel_target *tt)
 {
-    const struct proxy *p = t->proxy;
-    int n = snprintf((char *)t->out, sizeof(t->out),
-                     "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s%s%sUser-Agent: %s\r\n"
-                     "Proxy-Connection: Keep-Alive\r\n\r\n",
-                     t->target, t->target, p->auth ? "Proxy-Authorization: " : "",
-                     p->auth ? p->auth : "", p->auth ? "\r\n" : "", tt->user_agent);
-    if (n < 0 || (size_t)n >= sizeof(t->out)) {
-        vl_fmt(c->err, sizeof(c->err), "proxy: CONNECT request to %s too long", t->target);
+    int n = format_connect(NULL, 0, t, tt->user_agent);
+    if (n < 0) {
+        vl_fmt(c->err, sizeof(c->err), "proxy: cannot format the CONNECT request to %s", t->target);
         return -VL_EPROXY;
     }
+    if ((size_t)n >= sizeof(t->msg)) { /* long credentials or User-Agent */
+        if (!(t->out_heap = malloc((size_t)n + 1))) {
+            vl_fmt(c->err, sizeof(c->err), "out of memory");
+            return -ENOMEM;
+        }
+        t->out = t->out_heap;
+    }
+    format_connect((char *)t->out, (size_t)n + 1, t, tt->user_agent);
     t->out_len = (size_t)n;
     http_resp_init(&t->resp, tt->max_header_bytes, 1, no_body, NULL);
     return 0;
@@ -217,7 +232,15 @@ int tunnel_attach(struct conn *c, const struct proxy *p, const struct tunnel_tar
     }
     t->proxy = p;
     t->port = tt->port;
-    vl_fmt(t->host, sizeof(t->host), "%s", tt->host);
+    t->out = t->msg;
+    size_t hl = strlen(tt->host);
+    if (hl >= sizeof(t->host)) { /* never cut: the proxy would reach another host */
+        vl_fmt(c->err, sizeof(c->err), "proxy: host name too long for a tunnel (%zu bytes, at most %zu)",
+               hl, sizeof(t->host) - 1);
+        free(t);
+        return -VL_EPROXY;
+    }
+    memcpy(t->host, tt->host, hl + 1);
     if (strchr(tt->host, ':'))
         vl_fmt(t->target, sizeof(t->target), "[%s]:%d", tt->host, tt->port);
     else
@@ -252,6 +275,7 @@ int tunnel_attach(struct conn *c, const struct proxy *p, const struct tunnel_tar
          * the proxy stays on c, closed with it */
         c->ops = t->lower;
         c->tunnel = NULL;
+        free(t->out_heap);
         free(t);
     }
     return rc;

@@ -48,7 +48,9 @@ struct tunnel {
     enum tunnel_phase phase;
     int forward_only;               /* done after TUNNEL_PROXY_TLS */
     int step;                       /* the protocol's own steps (socks.c) */
-    unsigned char out[TUNNEL_MSG_BYTES]; /* the message being sent */
+    unsigned char msg[TUNNEL_MSG_BYTES]; /* room for every SOCKS message */
+    unsigned char *out;             /* the message being sent: msg, or out_heap */
+    unsigned char *out_heap;        /* a CONNECT request longer than msg (long credentials) */
     size_t out_len, out_off;
     unsigned char in[TUNNEL_MSG_BYTES];  /* the reply being read: exactly in_need bytes */
     size_t in_len, in_need;

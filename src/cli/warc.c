@@ -329,9 +329,11 @@ static int open_file(struct warc *w, int seq, char *err, size_t errlen)
         snprintf(err, errlen, "--warc: out of memory");
         return -1;
     }
-    int fd = open(name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    /* not O_APPEND: copy_file_range refuses such a target (EBADF); every
+     * write happens under the writer's lock, at the end it seeks to here */
+    int fd = open(name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
+    if (fd < 0 || fstat(fd, &st) < 0 || lseek(fd, 0, SEEK_END) < 0) {
         snprintf(err, errlen, "--warc: cannot open %s: %s", name, strerror(errno));
         if (fd >= 0)
             close(fd);

@@ -451,6 +451,34 @@ def test_a_proxy_that_breaks_the_protocol_fails_that_fetch_only(tmp):
                     % (ng.port, ng.port)), fp.seen
 
 
+def _refuse_after_head(proxy, c):
+    proxy.seen.append(FakeProxy.read_head(c))
+    c.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+
+@timeout(30)
+def test_long_credentials_go_whole_and_a_too_long_host_is_never_cut(tmp):
+    # a 700-byte token as the password: the CONNECT request outgrows the
+    # stage's fixed buffer and must still go out whole
+    token = "t" * 700
+    with FakeProxy(_refuse_after_head) as fp:
+        res = volley(["-x", "http://bot:%s@127.0.0.1:%d" % (token, fp.port),
+                      "https://a.test:8443/x"])
+        rec = records(res, 1)[0]
+        assert rec["error"] == "proxy: CONNECT to a.test:8443 refused (403 Forbidden)", rec
+        b64 = base64.b64encode(("bot:" + token).encode())
+        assert fp.seen and b"\r\nProxy-Authorization: Basic " + b64 + b"\r\n" in fp.seen[0], \
+            fp.seen[0][:200]
+    # a 300-byte host name (DNS allows 253): refused by the stage, never cut
+    # to 255 bytes and sent on to another host
+    host = ".".join(["a" * 60] * 5)
+    with FakeProxy(_close_after_head) as fp:
+        res = volley(["-x", "socks5h://127.0.0.1:%d" % fp.port, "http://%s/x" % host])
+        rec = records(res, 1)[0]
+        assert rec["error"] == ("proxy: host name too long for a tunnel (%d bytes, at most 255)"
+                                % len(host)), rec
+
+
 @timeout(30)
 def test_connect_timeout_covers_the_tunnel(tmp):
     with FakeProxy(_stall_after_head) as fp:
@@ -558,13 +586,21 @@ def test_proxy_credentials_never_show_in_verbose_output_or_records(tmp):
     certs = certs_in(tmp)
     with Nginx(tmp, big_files=False) as ng, tls_nginx(tmp, certs) as tng, \
             Squid(tmp, auth=("alice", "s3cretpw")) as sq:
+        warc = os.path.join(tmp, "out.warc")
         res = volley(["-v", "--cacert", certs.ca, "-x", "http://alice:s3cretpw@" + sq.base,
-                      ng.url("/1k.bin"), "https://localhost:%d/1k.bin" % tng.port])
+                      "--warc", warc, ng.url("/1k.bin"), "https://localhost:%d/1k.bin" % tng.port])
         for r in records(res, 2):
             assert r["ok"], res.describe()
         b64 = base64.b64encode(b"alice:s3cretpw").decode()
         for stream in (res.stdout, res.stderr):
             assert "s3cretpw" not in stream and b64 not in stream, stream[-2000:]
+        # the WARC's request records hold what went to the target, not the
+        # proxy's credentials (the forwarded request carried them on the wire)
+        with open(warc, "rb") as f:
+            data = f.read()
+        assert b"GET http://127.0.0.1:%d/1k.bin" % ng.port in data, data[:600]
+        assert b"Proxy-Authorization" not in data and b64.encode() not in data and \
+            b"s3cretpw" not in data, "proxy credentials in the WARC file"
         assert "proxy: http://%s for http://127.0.0.1:%d" % (sq.base, ng.port) in res.stderr, \
             res.stderr[-2000:]
         assert "proxy: http://%s for https://localhost:%d" % (sq.base, tng.port) in res.stderr
@@ -748,8 +784,9 @@ def test_socks4a_sends_the_name_and_socks4_the_address(tmp):
         assert user == b"joe\0" and name == b"a.test\0", fp.seen[0]
         assert fp.seen[1].startswith(b"GET /x HTTP/1.1\r\nHost: a.test:8080\r\n"), fp.seen[1]
     with FakeProxy(_socks4_then_http) as fp:
-        res = volley(["--resolve", "a.test:8080:127.0.0.9", "-x", "socks4://127.0.0.1:%d" % fp.port,
-                      "http://a.test:8080/x"])
+        # an IPv6 address first (as localhost often is): SOCKS4 takes the IPv4 one
+        res = volley(["--resolve", "a.test:8080:[::1],127.0.0.9", "-x",
+                      "socks4://127.0.0.1:%d" % fp.port, "http://a.test:8080/x"])
         assert records(res, 1)[0]["ok"], res.describe()
         head, user, name = fp.seen[0]
         assert head == b"\x04\x01" + struct.pack("!H", 8080) + bytes([127, 0, 0, 9]), head
