@@ -98,6 +98,7 @@ struct vl_fetch {
     struct h2_stream *h2s;          /* the exchange's h2 stream, when over HTTP/2 */
     int http_version;               /* of the last exchange: 0 none, 1 HTTP/1.1, 2 HTTP/2 */
     int h2_requeues;                /* sent again because an h2 server never processed it */
+    int h2_maybe_resent;            /* sent again after a connection died with no answer */
 
     /* the response body */
     uint64_t bytes;
@@ -279,6 +280,8 @@ static void on_phase_timeout(vl_loop *loop, vl_timer *t, void *data)
         timer_start_us(t, limit - idle);
         return;
     }
+    if (f->h2s)
+        h2_stream_starved(f->h2s);
     finish(f, -VL_ETIMEOUT, "timeout: read after %.1f s in %s", o->read_timeout_s,
            state_names[f->state]);
 }
@@ -1569,10 +1572,14 @@ static void h2_end(void *owner)
 static void h2_fail(void *owner, int err, int requeue, const char *msg)
 {
     vl_fetch *f = owner;
+    if (requeue == H2_MAYBE_PROCESSED && (!idempotent(f) || f->h2_maybe_resent))
+        requeue = 0; /* a POST the server may have acted on is not sent twice */
     if (!requeue || f->h2_requeues >= H2_REQUEUE_MAX) {
         finish(f, err, "%s", msg);
         return;
     }
+    if (requeue == H2_MAYBE_PROCESSED)
+        f->h2_maybe_resent = 1;
     f->h2_requeues++;
     client_trace(f->cl, "fetch#%llu %s: not processed, sending it again (%d of %d)",
                  (unsigned long long)f->id, msg, f->h2_requeues, H2_REQUEUE_MAX);

@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <nghttp2/nghttp2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ struct h2_session {
     int https;
     int got_settings;
     int goaway;                 /* received: no new streams */
+    int draining;               /* a stream starved (read timeout): no new streams either */
     int32_t goaway_last;
     int events;                 /* the fd interest last set */
     int kick_write;             /* frames were submitted outside flush(): write soon */
@@ -285,7 +287,8 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
         } else if (code == NGHTTP2_REFUSED_STREAM || (s->goaway && id > s->goaway_last)) {
             vl_fmt(msg, sizeof(msg), "http2: stream reset by server (%s)",
                    s->goaway && id > s->goaway_last ? "GOAWAY" : "REFUSED_STREAM");
-            owner_fail(st, -VL_EIO, 1, msg);
+            /* not processed (RFC 9113 §8.7), unless part of an answer came */
+            owner_fail(st, -VL_EIO, st->got_bytes ? 0 : H2_NOT_PROCESSED, msg);
         } else {
             vl_fmt(msg, sizeof(msg), "http2: stream reset by server (%s)",
                    nghttp2_http2_strerror(code));
@@ -313,13 +316,32 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     return n;
 }
 
-static nghttp2_session_callbacks *callbacks(void)
+/* A request nghttp2 would not send (a header block over its limit, say):
+ * the fetch fails once with the reason, instead of on_stream_close taking
+ * the local refusal for the server's REFUSED_STREAM and sending it again. */
+static int on_frame_not_send(nghttp2_session *ng, const nghttp2_frame *fr, int lib_error,
+                             void *data)
 {
-    static nghttp2_session_callbacks *cbs;
-    if (cbs)
-        return cbs;
-    if (nghttp2_session_callbacks_new(&cbs) != 0)
-        return NULL;
+    (void)ng;
+    struct h2_session *s = data;
+    if (fr->hd.type != NGHTTP2_HEADERS || lib_error == NGHTTP2_ERR_START_STREAM_NOT_ALLOWED)
+        return 0;
+    struct h2_stream *st = stream_of(s, fr->hd.stream_id);
+    if (st && !st->err[0])
+        vl_fmt(st->err, sizeof(st->err), "http2: request not sent: %s", nghttp2_strerror(lib_error));
+    return 0;
+}
+
+static nghttp2_session_callbacks *cbs;
+static pthread_once_t cbs_once = PTHREAD_ONCE_INIT;
+
+/* Once per process, whatever thread comes first: every loop shares them. */
+static void callbacks_init(void)
+{
+    if (nghttp2_session_callbacks_new(&cbs) != 0) {
+        cbs = NULL;
+        return;
+    }
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
@@ -328,6 +350,12 @@ static nghttp2_session_callbacks *callbacks(void)
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame);
     nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
+}
+
+static nghttp2_session_callbacks *callbacks(void)
+{
+    pthread_once(&cbs_once, callbacks_init);
     return cbs;
 }
 
@@ -487,7 +515,12 @@ static void session_close(struct h2_session *s, const char *why)
     struct list_node *n;
     while ((n = list_pop_head(&s->streams))) {
         struct h2_stream *st = container_of(n, struct h2_stream, link);
-        int requeue = !protocol && (!st->got_bytes || (s->goaway && st->id > s->goaway_last));
+        /* above a GOAWAY's last stream: never processed; no byte of an
+         * answer yet: maybe processed (only an idempotent request goes again) */
+        int requeue = protocol                                  ? 0
+                      : s->goaway && st->id > s->goaway_last ? H2_NOT_PROCESSED
+                      : !st->got_bytes                        ? H2_MAYBE_PROCESSED
+                                                              : 0;
         owner_fail(st, -VL_EIO, requeue, st->err[0] ? st->err : msg);
         vl_buf_free(&st->head);
         free(st);
@@ -542,13 +575,25 @@ fail:
 
 static int has_room(struct h2_session *s)
 {
-    if (s->goaway || !nghttp2_session_check_request_allowed(s->ng))
+    if (s->goaway || s->draining || !nghttp2_session_check_request_allowed(s->ng))
         return 0;
     uint32_t max = nghttp2_session_get_remote_settings(s->ng,
                                                        NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
     if (!s->got_settings && max > H2_DEFAULT_STREAMS)
         max = H2_DEFAULT_STREAMS;
     return (uint32_t)s->nattached < max;
+}
+
+void h2_stream_starved(struct h2_stream *st)
+{
+    struct h2_session *s = st->s;
+    if (s && !s->draining) {
+        /* silence on one stream is likely silence on all (a NAT that forgot
+         * the connection): later fetches take a new connection, and this
+         * one closes when its streams are done or its idle timer fires */
+        s->draining = 1;
+        trace(s, "stream %d starved: no new streams on this connection", st->id);
+    }
 }
 
 struct h2_session *h2_session_with_room(struct host *h)
@@ -606,6 +651,8 @@ static int head_to_nv(char *h, size_t len, int https, nghttp2_nv *nva, size_t *n
         for (size_t i = 0; i < nl; i++)
             p[i] = (char)tolower((unsigned char)p[i]);
         size_t vl = (size_t)(line_end - v);
+        while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+            vl--; /* RFC 9113 §8.2.1: no trailing whitespace in a field value */
         if (nl == 4 && memcmp(p, "host", 4) == 0)
             nva[authority] = NV(":authority", 10, v, vl);
         if (!connection_specific(p, nl, v, vl)) {

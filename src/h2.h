@@ -24,13 +24,18 @@ struct h2_stream;
 /* The owner's side of a stream.  Each runs from the loop, possibly inside
  * nghttp2's callbacks: the owner may detach its stream there (and start or
  * cancel fetches), never close the session. */
+#define H2_NOT_PROCESSED 1
+#define H2_MAYBE_PROCESSED 2
+
 struct h2_events {
     void (*sent)(void *owner);                                /* request fully written */
     void (*bytes)(void *owner, const char *buf, size_t len);  /* response, as HTTP/1.1 */
     void (*end)(void *owner);                                 /* stream ended cleanly */
-    /* The stream failed with msg.  requeue: the server never processed the
-     * request (REFUSED_STREAM, above a GOAWAY's last-stream-id, or the
-     * connection died before any of its response): safe to send again. */
+    /* The stream failed with msg.  requeue: 0, H2_NOT_PROCESSED (REFUSED_STREAM
+     * or above a GOAWAY's last-stream-id: safe to send again, RFC 9113 §8.7),
+     * or H2_MAYBE_PROCESSED (the connection died before any of its response:
+     * the server may have acted on it; only an idempotent request goes again,
+     * once, as an HTTP/1.1 stale retry). */
     void (*fail)(void *owner, int err, int requeue, const char *msg);
     /* Request body bytes into buf: > 0 bytes, 0 at the end, < 0 an error. */
     ssize_t (*body)(void *owner, char *buf, size_t len);
@@ -52,6 +57,8 @@ struct h2_stream *h2_stream_start(struct h2_session *s, const char *head, size_t
 /* The owner is done with the stream (finished, failed, canceled): no more
  * events; an open stream is reset (CANCEL). */
 void h2_stream_detach(struct h2_stream *st);
+/* st's fetch hit its read timeout: its session takes no new streams. */
+void h2_stream_starved(struct h2_stream *st);
 /* "127.0.0.1:443": the peer of st's connection, for messages. */
 const char *h2_stream_peer(const struct h2_stream *st);
 /* Close every session of cl (vl_client_free; no stream is attached). */

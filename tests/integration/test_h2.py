@@ -191,6 +191,23 @@ def hostile(tmp, mode, n, args=(), settle=None):
 
 
 @timeout(30)
+def test_a_connection_lost_before_any_answer_resends_a_get_once_and_never_a_post(tmp):
+    # the server read the request, then the connection died without a byte
+    # of answer: it may have acted on it (RFC 9113 §8.7 promises nothing),
+    # so only an idempotent request goes again, as an HTTP/1.1 stale retry
+    res, recs, streams, _ = hostile(tmp, "drop", 1)
+    assert recs[0]["ok"] and recs[0]["attempts"] == 1, res.describe("the GET sent again")
+    assert [s["action"] for s in streams if s["action"] in ("dropped", "answered")] == \
+        ["dropped", "answered"], streams
+    for extra in (["--data", "charge=1"], ["--data", "charge=1", "--retry", "0"]):
+        res, recs, streams, _ = hostile(tmp, "drop", 1, extra)
+        assert not recs[0]["ok"] and recs[0]["error"].startswith("http2: connection closed"), \
+            res.describe("the POST failed, not sent again")
+        assert [s["action"] for s in streams if s["action"] in ("dropped", "answered")] == \
+            ["dropped"], ("the POST reached the server more than once", streams)
+
+
+@timeout(30)
 def test_refused_streams_are_sent_again_without_counting_an_attempt(tmp):
     res, recs, streams, _ = hostile(tmp, "refuse:5", 20)
     bad = [r for r in recs.values() if not r["ok"]]
@@ -400,3 +417,37 @@ def test_h2_rides_proxy_tunnels_but_never_speaks_h2_to_a_forwarding_proxy(tmp):
         res = volley(["--http2-prior-knowledge", "-x", "http://" + sq.base, h1.base + "/1k.bin"])
         r = records(res, 1)[0]
         assert r["ok"] and r["http_version"] == "1.1", res.describe("1.1 to squid")
+
+
+@timeout(30)
+def test_header_values_with_trailing_blanks_are_trimmed_for_h2(tmp):
+    # HTTP/1.1 servers strip the OWS of "X-A: b "; h2 forbids it in a field
+    # value (RFC 9113 §8.2.1), and nghttpd resets such a stream
+    with Nghttpd(tmp) as srv:
+        res = run_volley(["--json", "--http2-prior-knowledge", "-H", "X-A: b \t",
+                          srv.base + "/1k.bin"])
+        r = all_ok(res, 1)[0]
+        assert r["http_version"] == "2" and r["bytes"] == 1024, r
+
+
+@timeout(40)
+def test_a_silent_connection_takes_no_new_streams_after_a_read_timeout(tmp):
+    # the first connection goes silent: its streams time out, and their
+    # retries (and later fetches) go to a new connection, not the dead one
+    res, recs, streams, conns = hostile(tmp, "stallconn", 3, ["--read-timeout", "1", "--retry", "1",
+                                                              "--retry-delay", "0.1"])
+    assert all(r["ok"] and r["attempts"] == 2 for r in recs.values()), \
+        res.describe("each fetch ok on its second attempt")
+    assert conns == 2, ("one silent connection and one new one expected", conns, streams)
+
+
+@timeout(30)
+def test_a_request_nghttp2_will_not_send_fails_once_with_the_reason(tmp):
+    # a 70,000-byte header field is over nghttp2's header block limit: the
+    # stream is refused locally; that is no server's REFUSED_STREAM to send again
+    with Nghttpd(tmp) as srv:
+        res = run_volley(["--json", "-v", "--http2-prior-knowledge", "-H", "X-Big: " + "b" * 70000,
+                          srv.base + "/1k.bin"], check=False)
+        r = res.by_index(1)[0]
+        assert not r["ok"] and r["error"].startswith("http2: request not sent: "), r
+        assert "sending it again" not in res.stderr, res.stderr[-1500:]

@@ -17,6 +17,11 @@ MODE:
   bigheader:N   answer with N header fields of 4000 bytes each (HEADERS plus
                 CONTINUATION frames of 16384 bytes)
   stall         never answer
+  stallconn     never answer on the first connection (a NAT that forgot it);
+                answer on the later ones
+  drop          on the first connection, read the first request whole (its body
+                too), log it as "dropped" and close the connection without a
+                byte of answer; answer on the later connections
 A client's RST_STREAM is logged as "client_reset", its GOAWAY as "client_goaway".
 A request with a body is answered after its END_STREAM; its body's size is
 logged as {"stream": ID, "action": "body", "bytes": N}.
@@ -149,6 +154,9 @@ class Handler(socketserver.BaseRequestHandler):
                 bodies[stream] += len(payload)  # no padding from our client
                 if flags & END_STREAM:
                     self.log_body(stream, bodies.pop(stream))
+                    if mode == "drop" and self.conn_no == 1:
+                        self.log(stream, "dropped")
+                        return
                     self.answer(stream)
                 continue
             if ftype != HEADERS:
@@ -174,6 +182,11 @@ class Handler(socketserver.BaseRequestHandler):
             elif mode == "badframe" and on_conn > 1:
                 sock.sendall(frame(DATA, 0, 0, b"junk"))
                 broken = True
+                self.log(stream, "ignored")
+            elif mode == "drop" and self.conn_no == 1 and flags & END_STREAM:
+                self.log(stream, "dropped")
+                return
+            elif mode == "stallconn" and self.conn_no == 1:
                 self.log(stream, "ignored")
             elif mode == "stall":
                 self.log(stream, "ignored")
