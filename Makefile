@@ -107,8 +107,21 @@ examples: $(EXAMPLE_BINS)
 # (install-deps.sh asks dpkg first and exits at once when nothing is).
 test: all
 	@sh tools/install-deps.sh
-	@$(MAKE) --no-print-directory BUILD=$(BUILD) SAN_FLAGS="$(SAN_FLAGS)" unit-bins examples
+	@$(MAKE) --no-print-directory BUILD=$(BUILD) SAN_FLAGS="$(SAN_FLAGS)" unit-bins examples $(WARCIO)
 	python3 tests/run.py --build $(BUILD)
+
+# warcio.js, the independent reader of --warc's files (test_cli_warc.py), from
+# the npm registry into build/node.  Node trusts its own CA list, not the
+# system's: NODE_EXTRA_CA_CERTS adds the system bundle (which holds a site's
+# own CAs, e.g. an egress proxy's) unless the caller set one.
+WARCIO := build/node/node_modules/warcio/package.json
+$(WARCIO):
+	@mkdir -p build/node
+	@if [ -z "$${NODE_EXTRA_CA_CERTS:-}" ] && [ -r /etc/ssl/certs/ca-certificates.crt ]; then \
+	    export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt; fi; \
+	 npm install --no-audit --no-fund --prefix build/node warcio@2 >build/node/npm.log 2>&1 || \
+	 { echo "make: cannot install warcio.js with npm (see build/node/npm.log):" >&2; \
+	   tail -n 20 build/node/npm.log >&2; exit 1; }
 
 unit-bins: $(UNIT_BINS)
 

@@ -28,7 +28,10 @@
 # /etc/hosts (debootstrap writes no /etc/hosts; an installed machine has one), the
 # bookworm, bookworm-updates and bookworm-security "main" entries of the host's
 # apt sources (same URLs), the host's apt settings for reaching that mirror
-# (Acquire::*::Proxy, Acquire::Check-Valid-Until, Acquire::Check-Date), and a
+# (Acquire::*::Proxy, Acquire::Check-Valid-Until, Acquire::Check-Date), the
+# host's local CA certificates (/usr/local/share/ca-certificates: a site's own
+# CAs, such as an egress proxy's, which Debian's ca-certificates adds to the
+# system bundle when the suite's packages install it; npm needs them), and a
 # policy-rc.d that keeps package installs from starting services (the root
 # shares the host's network, so an nginx started by its postinst would take the
 # host's port 80; the suite starts its own servers on free loopback ports).
@@ -327,6 +330,10 @@ say "bare root ready in ${t_root} s: $npkgs packages, no make, gcc, python3 or n
 
 # ---- what the root gets from this host (see the header).
 cp -L /etc/resolv.conf /etc/hosts "$ROOT/etc/"
+if [ -d /usr/local/share/ca-certificates ]; then
+    mkdir -p "$ROOT/usr/local/share/ca-certificates"
+    cp -rL /usr/local/share/ca-certificates/. "$ROOT/usr/local/share/ca-certificates/"
+fi
 printf '%s\n' "$sources" | awk '{ print "deb " $1 " " $2 " main" }' >"$ROOT/etc/apt/sources.list"
 sed 's/^/    apt source: /' "$ROOT/etc/apt/sources.list"
 apt-config dump | grep -E '^Acquire::(https?|ftp)::Proxy|^Acquire::Check-Valid-Until |^Acquire::Check-Date ' \
